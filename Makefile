@@ -1,0 +1,51 @@
+# coupon_lock: PGXS build.
+#
+#   make                       build (links hiredis unless WITH_HIREDIS=no)
+#   make install               install into the PostgreSQL that pg_config names
+#   make installcheck          pg_regress + pg_isolation_regress against a running server
+#
+# Build without Redis support:  make WITH_HIREDIS=no   (the redis_* functions then
+# raise SQLSTATE 0A000, and the test suite uses its "no hiredis" expected output)
+
+EXTENSION  = coupon_lock
+EXTVERSION = 1.0
+
+MODULE_big = coupon_lock
+OBJS       = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
+
+# The install script is assembled from one piece per concern, in this order,
+# so that each piece sits next to the C file that implements it.
+INSTALL_PIECES = install/coupon.sql \
+                 $(filter-out install/coupon.sql,$(sort $(wildcard install/*.sql)))
+
+DATA_built = $(EXTENSION)--$(EXTVERSION).sql
+DATA       = $(wildcard $(EXTENSION)--*--*.sql)
+
+REGRESS      = $(sort $(basename $(notdir $(wildcard sql/*.sql))))
+REGRESS_OPTS = --load-extension=$(EXTENSION)
+ISOLATION      = $(sort $(basename $(notdir $(wildcard specs/*.spec))))
+ISOLATION_OPTS = --load-extension=$(EXTENSION)
+
+WITH_HIREDIS ?= yes
+ifeq ($(WITH_HIREDIS),yes)
+PG_CPPFLAGS += -DUSE_HIREDIS
+SHLIB_LINK  += -lhiredis
+endif
+
+PG_CFLAGS += -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
+
+# Debian's PGXS builds LLVM bitcode with clang when the server has JIT; the
+# extension gains nothing from JIT inlining, so do not require clang.
+override with_llvm = no
+
+EXTRA_CLEAN = $(EXTENSION)--$(EXTVERSION).sql results output_iso regression.diffs regression.out
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+$(EXTENSION)--$(EXTVERSION).sql: $(INSTALL_PIECES)
+	cat $^ > $@
+
+# Object files depend on the shared headers.
+$(OBJS): $(wildcard src/*.h)

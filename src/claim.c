@@ -1,0 +1,137 @@
+/*-------------------------------------------------------------------------
+ *
+ * claim.c
+ *	  coupon_claim: the flash-sale path.
+ *
+ * A batch's coupons have contiguous ids, and each batch has a sequence of
+ * its own (coupon_lock.claim_seq_<batch_id>).  A claim draws the next
+ * value n and tries coupon first_coupon_id + n - 1 with one compare-and-
+ * swap UPDATE (available at version 1 -> issued).  Sequence draws are not
+ * transactional, so concurrent claimers never wait on one another and
+ * never walk past coupons someone else took: the cost of a claim does not
+ * depend on how much of the batch is gone.
+ *
+ * A draw can miss: the coupon was issued directly or revoked (the CAS
+ * fails, draw again), or the claiming transaction rolled back after its
+ * draw (the coupon stays available behind the sequence).  Once the
+ * sequence has passed the batch's quantity, claims fall back to an index
+ * scan over the batch's still-available coupons (a partial index that
+ * claims leave, so it holds only what is left) with FOR UPDATE SKIP LOCKED.
+ * That returns the missed coupons and, when none is left, NULL.
+ *
+ * The per-user limit is taken first (coupon.c: quota_take), so a refused
+ * claim consumes no draw; a claim that finds the batch sold out gives the
+ * quota back.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/sequence.h"
+#include "executor/spi.h"
+#include "utils/lsyscache.h"
+
+#include "coupon.h"
+#include "coupon_lock.h"
+#include "spi_plans.h"
+
+PG_FUNCTION_INFO_V1(coupon_lock_coupon_claim);
+
+static SpiPlan batch_plan = {
+	"SELECT quantity, per_user_limit, valid_until < pg_catalog.now(), first_coupon_id"
+	"  FROM coupon_lock.batch WHERE batch_id = $1",
+	1, {INT8OID}
+};
+
+static SpiPlan leftover_plan = {
+	"SELECT coupon_id, version FROM coupon_lock.coupon"
+	" WHERE batch_id = $1 AND state = 'available'"
+	" ORDER BY coupon_id LIMIT 1"
+	"   FOR UPDATE SKIP LOCKED",
+	1, {INT8OID}
+};
+
+/* The batch's claim sequence, by name in schema coupon_lock. */
+static Oid
+claim_sequence(int64 batch_id)
+{
+	char		relname[NAMEDATALEN];
+	Oid			relid;
+
+	snprintf(relname, sizeof(relname), "claim_seq_%lld", (long long) batch_id);
+	relid = get_relname_relid(relname, get_namespace_oid("coupon_lock", false));
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("claim sequence of batch %lld does not exist", (long long) batch_id),
+				 errhint("It is created by create_batch; restore it from a dump of the database.")));
+	return relid;
+}
+
+/* Returns the claimed coupon's id, or -1 when the batch is sold out. */
+static int64
+take_coupon(int64 batch_id, int32 quantity, int64 first_coupon_id, const char *owner_id)
+{
+	Oid			seq = claim_sequence(batch_id);
+	Datum		values[1] = {Int64GetDatum(batch_id)};
+
+	for (;;)
+	{
+		int64		n = nextval_internal(seq, false);
+
+		if (n > quantity)
+			break;
+		/* an available coupon is always at version 1: nothing returns to it */
+		if (coupon_apply_claim(first_coupon_id + n - 1, 1, owner_id))
+			return first_coupon_id + n - 1;
+	}
+
+	/* Past the end: pick up coupons whose draw was missed. */
+	if (spi_run(&leftover_plan, values, NULL, 1) == 1)
+	{
+		int64		coupon_id = spi_int64(0, 1);
+
+		if (!coupon_apply_claim(coupon_id, spi_int64(0, 2), owner_id))
+			elog(ERROR, "locked coupon %lld changed while claiming it", (long long) coupon_id);
+		return coupon_id;
+	}
+	return -1;
+}
+
+Datum
+coupon_lock_coupon_claim(PG_FUNCTION_ARGS)
+{
+	int64		batch_id = cl_arg_int64(fcinfo, 0, "batch_id");
+	char	   *owner_id = cl_arg_id(fcinfo, 1, "owner_id");
+	Datum		values[1] = {Int64GetDatum(batch_id)};
+	int32		quantity;
+	int32		per_user_limit;
+	int64		first_coupon_id;
+	int64		coupon_id;
+	bool		isnull;
+
+	SPI_connect();
+	if (spi_run(&batch_plan, values, NULL, 1) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CL_UNKNOWN_BATCH),
+				 errmsg("batch %lld does not exist", (long long) batch_id)));
+	quantity = DatumGetInt32(spi_datum(0, 1, &isnull));
+	per_user_limit = DatumGetInt32(spi_datum(0, 2, &isnull));
+	if (spi_bool(0, 3))
+		report_batch_expired(batch_id);
+	first_coupon_id = spi_int64(0, 4);
+
+	if (!quota_take(batch_id, owner_id, per_user_limit))
+		report_limit_reached(batch_id, owner_id, per_user_limit);
+
+	coupon_id = take_coupon(batch_id, quantity, first_coupon_id, owner_id);
+	if (coupon_id < 0)
+		quota_give_back(batch_id, owner_id);
+	SPI_finish();
+
+	if (coupon_id < 0)
+		PG_RETURN_NULL();
+	PG_RETURN_INT64(coupon_id);
+}

@@ -1,0 +1,42 @@
+/*-------------------------------------------------------------------------
+ *
+ * coupon_lock.h
+ *	  Declarations shared by the coupon_lock modules: the project's own
+ *	  SQLSTATEs, argument checks every SQL entry point uses, and one Init
+ *	  function per module called from _PG_init.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef COUPON_LOCK_H
+#define COUPON_LOCK_H
+
+#include "postgres.h"
+#include "fmgr.h"
+
+/*
+ * SQLSTATEs of coupon_lock's own conditions, class "CL" (not used by
+ * PostgreSQL).  The README lists them; keep the two in step.
+ */
+#define ERRCODE_CL_UNKNOWN_COUPON	MAKE_SQLSTATE('C','L','0','0','1')
+#define ERRCODE_CL_UNKNOWN_BATCH	MAKE_SQLSTATE('C','L','0','0','2')
+#define ERRCODE_CL_OWNER_MISMATCH	MAKE_SQLSTATE('C','L','0','0','3')
+#define ERRCODE_CL_ORDER_MISMATCH	MAKE_SQLSTATE('C','L','0','0','4')
+#define ERRCODE_CL_LIMIT_REACHED	MAKE_SQLSTATE('C','L','0','0','5')
+#define ERRCODE_CL_BATCH_EXPIRED	MAKE_SQLSTATE('C','L','0','0','6')
+
+/* Longest owner_id, order_id or lock key accepted, in bytes. */
+#define CL_MAX_ID_LEN	512
+
+/* Argument checks (args.c): NULL -> 22004, empty or too long -> 22023. */
+extern char *cl_arg_id(FunctionCallInfo fcinfo, int argno, const char *argname);
+extern int64 cl_arg_int64(FunctionCallInfo fcinfo, int argno, const char *argname);
+extern int32 cl_arg_int32(FunctionCallInfo fcinfo, int argno, const char *argname);
+extern Datum cl_arg_positive_interval(FunctionCallInfo fcinfo, int argno,
+									  const char *argname, bool allow_null);
+extern int32 cl_arg_max_rows(FunctionCallInfo fcinfo, int argno);
+extern bool cl_interval_is_positive(Datum interval);
+
+/* One Init per module, called from _PG_init. */
+extern void GucInit(void);
+
+#endif							/* COUPON_LOCK_H */

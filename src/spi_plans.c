@@ -1,0 +1,79 @@
+/*-------------------------------------------------------------------------
+ *
+ * spi_plans.c
+ *	  Prepared SPI statements, kept for the life of the backend.
+ *
+ * Each statement is parsed and planned once per backend (SPI_prepare +
+ * SPI_keepplan); the plan cache re-plans it by itself when a table it uses
+ * changes, so a DROP and CREATE EXTENSION in the same session is safe.
+ * Every name in the SQL is schema-qualified: the functions run with
+ * search_path = pg_catalog, pg_temp, and nothing a caller puts on its
+ * search_path can change what a statement means.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "executor/spi.h"
+#include "utils/builtins.h"
+
+#include "spi_plans.h"
+
+uint64
+spi_run(SpiPlan *p, Datum *values, const char *nulls, long tcount)
+{
+	int			rc;
+
+	if (p->plan == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(p->sql, p->nargs, p->argtypes);
+
+		if (plan == NULL)
+			elog(ERROR, "could not prepare coupon_lock statement: %s",
+				 SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "could not keep coupon_lock statement");
+		p->plan = plan;
+	}
+
+	rc = SPI_execute_plan(p->plan, values, nulls, false, tcount);
+	if (rc < 0)
+		elog(ERROR, "coupon_lock statement failed: %s", SPI_result_code_string(rc));
+	return SPI_processed;
+}
+
+Datum
+spi_datum(uint64 row, int col, bool *isnull)
+{
+	return SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col, isnull);
+}
+
+int64
+spi_int64(uint64 row, int col)
+{
+	bool		isnull;
+	Datum		d = spi_datum(row, col, &isnull);
+
+	if (isnull)
+		elog(ERROR, "unexpected null in column %d of a coupon_lock statement", col);
+	return DatumGetInt64(d);
+}
+
+bool
+spi_bool(uint64 row, int col)
+{
+	bool		isnull;
+	Datum		d = spi_datum(row, col, &isnull);
+
+	return !isnull && DatumGetBool(d);
+}
+
+/* A text column as a C string in the current (SPI) memory context, or NULL. */
+char *
+spi_text_or_null(uint64 row, int col)
+{
+	bool		isnull;
+	Datum		d = spi_datum(row, col, &isnull);
+
+	return isnull ? NULL : TextDatumGetCString(d);
+}

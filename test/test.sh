@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what is missing, builds,
+# installs, starts a throwaway PostgreSQL 15 and Redis under tmp/test, runs every
+# test layer and stops what it started.  Ends with "N passed, M failed".
+#
+#   test/test.sh            every layer
+#   test/test.sh regress    only the named layers (regress isolation shell ...)
+set -u
+. "$(dirname "$0")/lib.sh"
+cd "$CL_ROOT"
+
+PGPORT=${CL_TEST_PGPORT:-54881}
+REDIS_PORT=${CL_TEST_REDIS_PORT:-6489}
+export PGHOST=127.0.0.1 PGPORT PGUSER=postgres CL_REDIS_PORT=$REDIS_PORT
+LAYERS=${*:-regress isolation shell}
+
+total_pass=0
+total_fail=0
+
+# count_pg_regress LAYER LOGFILE: reads pg_regress output, adds to the totals.
+count_pg_regress() {
+    local layer=$1 log=$2 pass fail
+    pass=$(grep -cE '\.\.\. ok' "$log")
+    fail=$(grep -cE '\.\.\. FAILED|failed \(ignored\)' "$log")
+    if ! grep -qE 'tests? passed|tests? failed' "$log"; then
+        fail=$((fail + 1))   # the runner itself broke
+        tail -n 20 "$log"
+    fi
+    report "$layer" "$pass" "$fail"
+}
+
+report() {
+    echo "$1: $2 passed, $3 failed"
+    total_pass=$((total_pass + $2))
+    total_fail=$((total_fail + $3))
+}
+
+layer_regress() {
+    local tests
+    tests=$(ls sql/*.sql | xargs -n1 basename | sed 's/\.sql$//' | sort)
+    rm -rf results regression.diffs regression.out
+    "$(dirname "$(${PG_CONFIG:-pg_config} --pgxs)")/../test/regress/pg_regress" \
+        --inputdir=. --bindir="$CL_PGBIN" --load-extension=coupon_lock \
+        --dbname=contrib_regression $tests >tmp/test/regress.log 2>&1
+    cat tmp/test/regress.log
+    [ -f regression.diffs ] && head -n 300 regression.diffs
+    count_pg_regress regress tmp/test/regress.log
+}
+
+layer_isolation() {
+    local tests
+    ls specs/*.spec >/dev/null 2>&1 || { report isolation 0 0; return; }
+    tests=$(ls specs/*.spec | xargs -n1 basename | sed 's/\.spec$//' | sort)
+    rm -rf output_iso
+    "$(dirname "$(${PG_CONFIG:-pg_config} --pgxs)")/../test/isolation/pg_isolation_regress" \
+        --inputdir=. --outputdir=output_iso --bindir="$CL_PGBIN" --load-extension=coupon_lock \
+        --dbname=isolation_regression $tests >tmp/test/isolation.log 2>&1
+    cat tmp/test/isolation.log
+    [ -f output_iso/regression.diffs ] && head -n 300 output_iso/regression.diffs
+    count_pg_regress isolation tmp/test/isolation.log
+}
+
+# Shell-driven tests: test/shell/*.sh, each exits 0 when it passes.
+layer_shell() {
+    local t pass=0 fail=0
+    for t in test/shell/*.sh; do
+        [ -f "$t" ] || continue
+        if bash "$t" >"tmp/test/$(basename "$t" .sh).log" 2>&1; then
+            echo "shell $(basename "$t") ... ok"; pass=$((pass + 1))
+        else
+            echo "shell $(basename "$t") ... FAILED"; fail=$((fail + 1))
+            tail -n 40 "tmp/test/$(basename "$t" .sh).log"
+        fi
+    done
+    report shell "$pass" "$fail"
+}
+
+cl_install_packages
+cl_build_install yes
+mkdir -p tmp/test
+cl_pg_start test "$PGPORT"
+cl_redis_start test "$REDIS_PORT"
+trap 'cl_pg_stop test; cl_redis_stop test' EXIT
+
+for layer in $LAYERS; do
+    if declare -F "layer_$layer" >/dev/null; then
+        "layer_$layer"
+    else
+        echo "unknown layer: $layer"; total_fail=$((total_fail + 1))
+    fi
+done
+
+echo "$total_pass passed, $total_fail failed"
+[ "$total_fail" -eq 0 ]
