@@ -1,0 +1,260 @@
+#!/usr/bin/python3
+"""Turns a bench/run.sh run into bench/results/report.md and throughput.png.
+
+usage: report.py RAW_DIR OUT_DIR
+
+RAW_DIR holds runs.tsv (one line per pgbench run), conditions.txt, notes.txt
+and one folder per run with pgbench's per-transaction logs (tx.*: the third
+field is the latency in microseconds), and for claims per_second.tsv (claims
+committed per second, from the coupons' updated_at) and check.tsv (the
+oversell check).  Throughput of a cell is the mean over its repeats; latency
+percentiles pool every transaction of every repeat.
+"""
+import collections
+import glob
+import os
+import statistics
+import subprocess
+import sys
+
+RAW, OUT = sys.argv[1], sys.argv[2]
+
+# What each workload compares, and the goal of the ratio (issue 6).
+BASELINES = {
+    "cycle": [("plpgsql", 1.5), ("sql", 0.6)],
+    "advisory": [("core", 0.9)],
+    "redis": [("redis-py", 1.0)],
+}
+CLAIM_GOAL, STEADY_GOAL, BIG_GOAL = 2.0, 0.8, 0.8
+NAMES = {
+    "ext": "coupon_lock",
+    "plpgsql": "PL/pgSQL contract",
+    "sql": "single UPDATE (floor)",
+    "core": "core pg_advisory_lock",
+    "redis-py": "redis-py Lock",
+    "ext-small": "coupon_lock, 100k coupons",
+    "ext-big": "coupon_lock, 10M coupons",
+}
+
+
+def read_runs():
+    runs = []
+    with open(os.path.join(RAW, "runs.tsv")) as f:
+        header = f.readline().rstrip("\n").split("\t")
+        for line in f:
+            row = dict(zip(header, line.rstrip("\n").split("\t")))
+            row["clients"] = int(row["clients"])
+            row["tps"] = float(row["tps"] or 0)
+            runs.append(row)
+    return runs
+
+
+def latencies(run_dirs):
+    lat = []
+    for d in run_dirs:
+        for path in glob.glob(os.path.join(RAW, d, "tx*")):
+            with open(path) as f:
+                for line in f:
+                    parts = line.split()
+                    if len(parts) >= 3 and parts[2].isdigit():
+                        lat.append(int(parts[2]))
+    lat.sort()
+    return lat
+
+
+def pct(lat, p):
+    if not lat:
+        return float("nan")
+    return lat[min(len(lat) - 1, int(len(lat) * p / 100.0))] / 1000.0
+
+
+def claim_stats(run_dir, seconds):
+    """claims/s, steady ratio (last window / first window), window, sold-out second."""
+    per = []
+    path = os.path.join(RAW, run_dir, "per_second.tsv")
+    if os.path.exists(path):
+        with open(path) as f:
+            per = [int(line.split("\t")[1]) for line in f if line.strip()]
+    check = open(os.path.join(RAW, run_dir, "check.tsv")).read().split("\t")
+    quantity, claimed = int(check[0]), int(check[1])
+    sold_out = claimed >= quantity
+    full = per[1:-1]            # the first and last seconds are partial
+    if not full:
+        return claimed / seconds, float("nan"), 0, sold_out, check
+    window = max(1, min(10, len(full) // 3))
+    steady = statistics.mean(full[-window:]) / statistics.mean(full[:window])
+    rate = claimed / (len(per) if sold_out else seconds)
+    return rate, steady, window, sold_out, check
+
+
+def fmt(x, digits=0):
+    if x != x:                  # nan
+        return "–"
+    return f"{x:,.{digits}f}"
+
+
+def verdict(value, goal):
+    if value != value:
+        return "–"
+    return "met" if value >= goal else f"**not met** ({value / goal:.0%} of goal)"
+
+
+def main():
+    runs = read_runs()
+    cells = collections.OrderedDict()
+    for r in runs:
+        key = (r["workload"], r["clients"], r["sync"], r["contender"])
+        cells.setdefault(key, []).append(r)
+
+    def tput(workload, clients, sync, contender):
+        rs = cells.get((workload, clients, sync, contender))
+        return statistics.mean(r["tps"] for r in rs) if rs else float("nan")
+
+    md = ["# coupon_lock benchmark results", ""]
+    md.append("Produced by `bench/run.sh`; how to read it: docs/performance.md.")
+    md.append("")
+    md.append("## Conditions")
+    md.append("")
+    for line in open(os.path.join(RAW, "conditions.txt")):
+        md.append("- " + line.rstrip())
+    notes = os.path.join(RAW, "notes.txt")
+    if os.path.exists(notes):
+        md.append("")
+        md.append("What ran:")
+        md.append("")
+        for line in open(notes):
+            md.append("- " + line.rstrip())
+
+    # ---- goals ----
+    goals = ["## Goals (ratios from the same run)", "",
+             "| workload | clients | sync | ratio | measured | goal | verdict |",
+             "|---|---:|---|---|---:|---:|---|"]
+    for (w, c, s, cont), _ in cells.items():
+        if cont != "ext" or w not in BASELINES:
+            continue
+        for base, goal in BASELINES[w]:
+            if (w, c, s, base) not in cells:
+                continue
+            ratio = tput(w, c, s, "ext") / tput(w, c, s, base)
+            goals.append(f"| {w} | {c} | {s} | coupon_lock / {NAMES[base]} | {ratio:.2f}x | {goal}x | {verdict(ratio, goal)} |")
+    for (w, c, s, cont), _ in cells.items():
+        if w == "big" and cont == "ext-big" and (w, c, s, "ext-small") in cells:
+            ratio = tput(w, c, s, "ext-big") / tput(w, c, s, "ext-small")
+            goals.append(f"| big | {c} | {s} | 10M coupons / 100k coupons | {ratio:.2f}x | {BIG_GOAL}x | {verdict(ratio, BIG_GOAL)} |")
+
+    # ---- claims ----
+    claims = []
+    claim_rows = {}
+    for (w, c, s, cont), rs in cells.items():
+        if w.startswith("claim-"):
+            r = rs[0]
+            claim_rows[(w, c, cont)] = (r, claim_stats(r["run"], float(r["seconds"])))
+    if claim_rows:
+        claims = ["## Flash-sale claims", "",
+                  "Claims/s count coupons actually issued (a claim on a sold-out batch returns NULL and is not counted); "
+                  "steady is the mean rate of the last window of full seconds over the first "
+                  "(before the batch sold out, if it did).", "",
+                  "| batch | clients | contender | claims/s | steady (last/first, window) | sold out | claimed / quantity | oversell check | p50 ms | p99 ms |",
+                  "|---:|---:|---|---:|---|---|---|---|---:|---:|"]
+        for (w, c, cont), (r, (rate, steady, window, sold_out, check)) in claim_rows.items():
+            lat = latencies([r["run"]])
+            ok = (int(check[1]) <= int(check[0]) and check[1] == check[2]
+                  and check[3].strip() == "0" and check[4].strip() == "0")
+            claims.append(f"| {int(w.split('-')[1]):,} | {c} | {NAMES[cont]} | {fmt(rate)} | {steady:.2f} ({window} s) | "
+                          f"{'yes' if sold_out else 'no'} | {int(check[1]):,} / {int(check[0]):,} | "
+                          f"{'no oversell' if ok else '**OVERSELL**'} | {pct(lat, 50):.2f} | {pct(lat, 99):.2f} |")
+        for (w, c, cont), (r, (rate, steady, window, sold_out, check)) in claim_rows.items():
+            if cont != "ext" or (w, c, "plpgsql") not in claim_rows:
+                continue
+            base_rate = claim_rows[(w, c, "plpgsql")][1][0]
+            goals.append(f"| {w} | {c} | {r['sync']} | coupon_lock / PL/pgSQL SKIP LOCKED | {rate / base_rate:.2f}x | "
+                         f"{CLAIM_GOAL}x | {verdict(rate / base_rate, CLAIM_GOAL)} |")
+            goals.append(f"| {w} | {c} | {r['sync']} | coupon_lock steady (last/first {window} s) | {steady:.2f} | "
+                         f"{STEADY_GOAL} | {verdict(steady, STEADY_GOAL)} |")
+        claims.append("")
+
+    md += [""] + goals + [""] + claims
+
+    # ---- every cell ----
+    md += ["## Every cell", "",
+           "Throughput is per pgbench transaction: one freeze + unfreeze cycle, one lock + unlock, one claim; "
+           "mean of the repeats (min–max in brackets). Latency is of the whole transaction, from pgbench's "
+           "per-transaction log, pooled over the repeats.", "",
+           "| workload | clients | sync | contender | tx/s | runs | p50 ms | p99 ms |",
+           "|---|---:|---|---|---:|---|---:|---:|"]
+    for (w, c, s, cont), rs in cells.items():
+        lat = latencies([r["run"] for r in rs])
+        tps = [r["tps"] for r in rs]
+        spread = f"{len(rs)} ({fmt(min(tps))}–{fmt(max(tps))})" if len(rs) > 1 else "1"
+        md.append(f"| {w} | {c} | {s} | {NAMES.get(cont, cont)} | {fmt(statistics.mean(tps))} | {spread} | "
+                  f"{pct(lat, 50):.2f} | {pct(lat, 99):.2f} |")
+    md += ["", "![throughput against clients](throughput.png)", ""]
+    with open(os.path.join(OUT, "report.md"), "w") as f:
+        f.write("\n".join(md) + "\n")
+
+    chart(cells, tput, claim_rows)
+
+
+def chart(cells, tput, claim_rows):
+    """One PNG, a panel per workload: throughput against clients, a line per contender."""
+    panels = []
+    for title, workload in (("freeze + unfreeze cycle, 100k coupons", "cycle"),
+                                   ("advisory lock + unlock", "advisory"),
+                                   ("cycle: 10M vs 100k coupons", "big")):
+        series = collections.OrderedDict()
+        for (w, c, s, cont) in cells:
+            if w == workload:
+                series.setdefault((cont, s), []).append(c)
+        if series:
+            panels.append((title, workload, series))
+    if claim_rows:
+        panels.append(("flash-sale claims per second over the run", "claim", claim_rows))
+    if not panels:
+        return
+    datadir = os.path.join(OUT, "chart")
+    os.makedirs(datadir, exist_ok=True)
+    plots = []
+    for i, (title, workload, series) in enumerate(panels):
+        lines = []
+        if workload == "claim":
+            for j, ((w, c, cont), (r, _)) in enumerate(series.items()):
+                path = os.path.join(datadir, f"{i}-{j}.dat")
+                with open(path, "w") as f, open(os.path.join(RAW, r["run"], "per_second.tsv")) as src:
+                    for t, line in enumerate(src):
+                        f.write(f"{t} {line.split()[1]}\n")
+                dash = 1 if cont == "ext" else 2
+                lines.append(f"'{path}' using 1:2 with lines lw 2 dt {dash} "
+                             f"title '{NAMES[cont]}, {c} clients, {int(w.split('-')[1]):,} coupons'")
+            plots.append((title, lines, "seconds since start", "claims/s", False))
+            continue
+        for j, ((cont, extra), clients) in enumerate(series.items()):
+            path = os.path.join(datadir, f"{i}-{j}.dat")
+            with open(path, "w") as f:
+                for c in sorted(set(clients)):
+                    f.write(f"{c} {tput(workload, c, extra, cont):.1f}\n")
+            label = NAMES.get(cont, cont) + f", sync={extra}"
+            dash = 1 if cont.startswith("ext") else 2
+            lines.append(f"'{path}' using 1:2 with linespoints lw 2 pt 7 dt {dash} title '{label}'")
+        plots.append((title, lines, "clients", "transactions/s", True))
+    cols = 2
+    rows = (len(plots) + 1) // 2
+    gp = [f"set terminal pngcairo size 1400,{600 * rows} font 'DejaVu Sans,11'",
+          f"set output '{os.path.join(OUT, 'throughput.png')}'",
+          f"set multiplot layout {rows},{cols}",
+          "set termoption noenhanced", "set yrange [0:*]", "set grid", "set key below font ',10'", "set format y '%.0s%c'"]
+    for title, lines, xlabel, ylabel, by_clients in plots:
+        if by_clients:
+            gp += ["set logscale x 2", "set xtics (1, 2, 4, 8, 16, 32)", "set xrange [0.8:40]"]
+        else:
+            gp += ["unset logscale x", "set xtics autofreq", "set xrange [0:*]"]
+        gp += [f"set xlabel '{xlabel}'", f"set ylabel '{ylabel}'", f"set title '{title}'"]
+        gp.append("plot " + ", ".join(lines))
+    gp.append("unset multiplot")
+    script = os.path.join(datadir, "throughput.gp")
+    with open(script, "w") as f:
+        f.write("\n".join(gp) + "\n")
+    subprocess.run(["gnuplot", script], check=True)
+
+
+if __name__ == "__main__":
+    main()

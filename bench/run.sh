@@ -1,0 +1,315 @@
+#!/usr/bin/env bash
+# coupon_lock's benchmark: the extension against what users write today, side by
+# side in one run on one throwaway server (docs/performance.md explains it all).
+#
+#   bench/run.sh            the full run (about 15 minutes on 2 cores)
+#   bench/run.sh --quick    a few minutes, to check the harness
+#
+# It installs what is missing, builds and installs the extension, starts a
+# PostgreSQL tuned for benchmarking under tmp/bench and a Redis, loads the
+# extension and the baselines (bench/baselines.sql), runs the pgbench workloads
+# with the contenders of each cell taking turns, writes bench/results/report.md
+# and bench/results/throughput.png, and stops what it started.
+#
+# Ports: CL_BENCH_PGPORT (54891), CL_BENCH_REDIS_PORT (6499).  The matrix is set
+# by the CL_BENCH_* variables below; each run prints what it ran.
+set -u
+. "$(dirname "$0")/../test/lib.sh"
+cd "$CL_ROOT"
+
+MODE=full
+case "${1:-}" in
+    --quick) MODE=quick ;;
+    "") ;;
+    *) echo "usage: bench/run.sh [--quick]" >&2; exit 2 ;;
+esac
+
+PGPORT=${CL_BENCH_PGPORT:-54891}
+REDIS_PORT=${CL_BENCH_REDIS_PORT:-6499}
+export PGHOST=127.0.0.1 PGPORT PGUSER=postgres PGDATABASE=postgres
+
+# The matrix.  A cell is clients:synchronous_commit (claims: clients:quantity).
+# Every contender of a cell runs REPEATS times, in the order A B C, then C B A,
+# so that a machine slowly getting faster or slower favours nobody.
+if [ "$MODE" = quick ]; then
+    : "${CL_BENCH_SECONDS:=3}" "${CL_BENCH_REPEATS:=1}"
+    : "${CL_BENCH_CYCLE_CELLS:=1:off 8:off}"
+    : "${CL_BENCH_CLAIM_CELLS:=32:200000 8:60000}" "${CL_BENCH_CLAIM_SECONDS:=15}"
+    : "${CL_BENCH_ADVISORY_CELLS:=1:on 8:on}"
+    : "${CL_BENCH_REDIS_SECONDS:=3}"
+    : "${CL_BENCH_BIG_QUANTITY:=1000000}" "${CL_BENCH_BIG_CELLS:=8:off}"
+else
+    : "${CL_BENCH_SECONDS:=6}" "${CL_BENCH_REPEATS:=2}"
+    : "${CL_BENCH_CYCLE_CELLS:=1:on 8:on 32:on 1:off 8:off 32:off}"
+    : "${CL_BENCH_CLAIM_CELLS:=32:1000000 8:300000}" "${CL_BENCH_CLAIM_SECONDS:=60}"
+    : "${CL_BENCH_ADVISORY_CELLS:=1:on 8:on 32:on}"
+    : "${CL_BENCH_REDIS_SECONDS:=10}"
+    : "${CL_BENCH_BIG_QUANTITY:=10000000}" "${CL_BENCH_BIG_CELLS:=8:off 32:off}"
+fi
+: "${CL_BENCH_WORKLOADS:=cycle claim advisory redis big}"
+: "${CL_BENCH_QUANTITY:=100000}"        # coupons of the cycle's batches
+: "${CL_BENCH_CLAIM_SYNC:=on}"          # a flash sale keeps its claims durable
+
+BENCH=$CL_ROOT/bench
+OUT=$BENCH/results
+RAW=$OUT/raw
+PGBENCH=$CL_PGBIN/pgbench
+PYTHON=/usr/bin/python3                 # Debian's, where python3-redis lives
+RUNS=$RAW/runs.tsv
+
+psql_q() { "$CL_PGBIN/psql" -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+have_function() { [ "$(psql_q -c "SELECT to_regprocedure('$1') IS NOT NULL")" = t ]; }
+note() { printf '%s\n' "$*" | tee -a "$RAW/notes.txt" >&2; }
+
+# ---- servers ----
+
+start_servers() {
+    cl_install_packages python3-redis gnuplot-nox
+    cl_build_install yes
+    cl_pg_stop bench
+    rm -rf "$CL_ROOT/tmp/bench"
+    mkdir -p "$CL_ROOT/tmp/bench"
+    cl_pg_start bench "$PGPORT"
+    # Tuned for a benchmark, not for safety of the data (it is thrown away),
+    # but fsync stays on so that synchronous_commit = on costs what it costs.
+    psql_q <<'SQL'
+ALTER SYSTEM SET shared_buffers = '3GB';
+ALTER SYSTEM SET effective_cache_size = '8GB';
+ALTER SYSTEM SET max_wal_size = '32GB';
+ALTER SYSTEM SET min_wal_size = '2GB';
+ALTER SYSTEM SET checkpoint_timeout = '1h';
+ALTER SYSTEM SET wal_buffers = '64MB';
+ALTER SYSTEM SET maintenance_work_mem = '1GB';
+ALTER SYSTEM SET random_page_cost = 1.1;
+ALTER SYSTEM SET jit = off;
+ALTER SYSTEM SET log_checkpoints = on;
+ALTER SYSTEM SET log_autovacuum_min_duration = 0;
+SQL
+    cl_pg_stop bench
+    cl_pg_start bench "$PGPORT"
+    cl_redis_start bench "$REDIS_PORT"
+}
+
+stop_servers() {
+    cl_pg_stop bench
+    cl_redis_stop bench
+}
+
+# ---- one pgbench run ----
+
+# run_pgbench WORKLOAD CONTENDER CLIENTS SYNC SECONDS SCRIPT [pgbench options...]
+# Appends a line to runs.tsv; the run's folder keeps pgbench's output and its
+# per-transaction log (the report reads latencies from it).
+RUN_NO=0
+run_pgbench() {
+    local workload=$1 contender=$2 clients=$3 sync=$4 seconds=$5 script=$6
+    shift 6
+    local threads=$((clients < 2 ? 1 : 2)) dir tps failed
+    RUN_NO=$((RUN_NO + 1))
+    dir=$RAW/$(printf '%03d' "$RUN_NO")-$workload-$contender-c$clients-$sync
+    mkdir -p "$dir"
+    psql_q -c CHECKPOINT
+    PGOPTIONS="-c synchronous_commit=$sync ${CL_BENCH_PGOPTIONS:-}" \
+        "$PGBENCH" -n -M prepared -c "$clients" -j "$threads" -T "$seconds" \
+        -l --log-prefix="$dir/tx" "$@" -f "$BENCH/$script" >"$dir/pgbench.out" 2>&1
+    tps=$(sed -n 's/^tps = \([0-9.]*\) (without.*/\1/p' "$dir/pgbench.out")
+    failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$dir/pgbench.out")
+    if [ -z "$tps" ] || grep -q 'aborted in command' "$dir/pgbench.out"; then
+        note "run $dir failed:"; tail -n 5 "$dir/pgbench.out" >&2
+        tps=0
+    fi
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$workload" "$contender" "$clients" "$sync" \
+        "$seconds" "$tps" "$(basename "$dir")" >>"$RUNS"
+    printf '  %-9s %-12s clients=%-3s sync=%-3s %6.0f tx/s  (failed: %s)\n' \
+        "$workload" "$contender" "$clients" "$sync" "$tps" "${failed:-?}" >&2
+    LAST_DIR=$dir
+}
+
+# turns REPEAT CONTENDER...: the contenders in the order this repeat runs them.
+turns() {
+    local repeat=$1
+    shift
+    if [ $((repeat % 2)) = 1 ]; then echo "$@"; else echo "$@" | tr ' ' '\n' | tac | tr '\n' ' '; fi
+}
+
+# ---- data ----
+
+# issued_batch SCHEMA QUANTITY: a batch whose coupons are all issued (owner
+# u<coupon_id>), vacuumed; prints "batch_id first_coupon_id".
+issued_batch() {
+    local schema=$1 quantity=$2 b
+    if [ "$schema" = coupon_lock ]; then
+        b=$(psql_q -c "SELECT coupon_lock.create_batch('bench $quantity', $quantity, 1)")
+    else
+        b=$(psql_q -c "SELECT bench_plpgsql.create_batch('$schema', 'bench $quantity', $quantity, 1)")
+    fi
+    psql_q -c "SELECT bench_plpgsql.issue_all('$schema', $b)" >/dev/null
+    psql_q -c "VACUUM ANALYZE $schema.coupon" -c "VACUUM ANALYZE $schema.batch"
+    echo "$b $(psql_q -c "SELECT first_coupon_id FROM $schema.batch WHERE batch_id = $b")"
+}
+
+# ---- workloads ----
+
+declare -A FIRST
+cycle_setup() {
+    local s b f
+    [ -n "${FIRST[ext]:-}" ] && return 0
+    for s in coupon_lock:ext bench_plpgsql:plpgsql bench_sql:sql; do
+        read -r b f < <(issued_batch "${s%%:*}" "$CL_BENCH_QUANTITY")
+        FIRST[${s#*:}]=$f
+    done
+}
+
+workload_cycle() {
+    local cell clients sync r c
+    note "cycle: freeze + unfreeze of random issued coupons of $CL_BENCH_QUANTITY;" \
+        "cells (clients:synchronous_commit) $CL_BENCH_CYCLE_CELLS; ${CL_BENCH_SECONDS}s x $CL_BENCH_REPEATS per contender"
+    cycle_setup
+    for cell in $CL_BENCH_CYCLE_CELLS; do
+        clients=${cell%%:*} sync=${cell#*:}
+        for r in $(seq "$CL_BENCH_REPEATS"); do
+            for c in $(turns "$r" ext plpgsql sql); do
+                run_pgbench cycle "$c" "$clients" "$sync" "$CL_BENCH_SECONDS" "cycle_$c.sql" \
+                    -D first="${FIRST[$c]}" -D n="$CL_BENCH_QUANTITY" -D nclients="$clients"
+            done
+        done
+    done
+}
+
+# One flash sale: a fresh batch, clients claiming for CLAIM_SECONDS, then the
+# claims per second (from the coupons' updated_at, which is the claiming
+# transaction's start) and the oversell check.
+claim_run() {
+    local contender=$1 clients=$2 quantity=$3 schema b
+    if [ "$contender" = ext ]; then
+        schema=coupon_lock
+        b=$(psql_q -c "SELECT coupon_lock.create_batch('flash', $quantity, 1)")
+    else
+        schema=bench_plpgsql
+        b=$(psql_q -c "SELECT bench_plpgsql.create_batch('bench_plpgsql', 'flash', $quantity, 1)")
+    fi
+    psql_q -c "VACUUM ANALYZE $schema.coupon"
+    run_pgbench "claim-$quantity" "$contender" "$clients" "$CL_BENCH_CLAIM_SYNC" \
+        "$CL_BENCH_CLAIM_SECONDS" "claim_$contender.sql" -D batch="$b"
+    psql_q -F $'\t' -c "SELECT extract(epoch FROM date_trunc('second', updated_at))::bigint, count(*)
+                          FROM $schema.coupon WHERE batch_id = $b AND state <> 'available'
+                         GROUP BY 1 ORDER BY 1" >"$LAST_DIR/per_second.tsv"
+    psql_q -F $'\t' -c "SELECT * FROM bench_plpgsql.claim_check('$schema', $b)" >"$LAST_DIR/check.tsv"
+    read -r q issued events twice over <"$LAST_DIR/check.tsv"
+    if [ "$issued" -gt "$q" ] || [ "$issued" != "$events" ] || [ "$twice" != 0 ] || [ "$over" != 0 ]; then
+        note "OVERSELL in $LAST_DIR: quantity $q, claimed $issued, claim events $events, claimed twice $twice, owners over limit $over"
+    fi
+}
+
+workload_claim() {
+    local cell clients quantity r c
+    note "claim: flash sale on a fresh batch per run; cells (clients:quantity) $CL_BENCH_CLAIM_CELLS;" \
+        "${CL_BENCH_CLAIM_SECONDS}s per contender, synchronous_commit=$CL_BENCH_CLAIM_SYNC, 1 repeat"
+    for cell in $CL_BENCH_CLAIM_CELLS; do
+        clients=${cell%%:*} quantity=${cell#*:}
+        for c in $(turns 1 ext plpgsql); do
+            claim_run "$c" "$clients" "$quantity"
+        done
+    done
+}
+
+workload_advisory() {
+    local cell clients sync r c
+    if ! have_function 'coupon_lock.advisory_lock(text,interval)'; then
+        note "advisory: skipped, coupon_lock.advisory_lock(text, interval) does not exist in this build"
+        return 0
+    fi
+    note "advisory: lock + unlock of a text key; cells $CL_BENCH_ADVISORY_CELLS; ${CL_BENCH_SECONDS}s x $CL_BENCH_REPEATS"
+    for cell in $CL_BENCH_ADVISORY_CELLS; do
+        clients=${cell%%:*} sync=${cell#*:}
+        for r in $(seq "$CL_BENCH_REPEATS"); do
+            for c in $(turns "$r" ext core); do
+                run_pgbench advisory "$c" "$clients" "$sync" "$CL_BENCH_SECONDS" "advisory_$c.sql"
+            done
+        done
+    done
+}
+
+workload_redis() {
+    local r c dir
+    if ! have_function 'coupon_lock.redis_lock(text,interval,interval)'; then
+        note "redis: skipped, coupon_lock.redis_lock(text, interval, interval) does not exist in this build"
+        return 0
+    fi
+    note "redis: one client's lock + unlock, SQL vs redis-py Lock, Redis on port $REDIS_PORT; ${CL_BENCH_REDIS_SECONDS}s x $CL_BENCH_REPEATS"
+    for r in $(seq "$CL_BENCH_REPEATS"); do
+        for c in $(turns "$r" ext redis-py); do
+            if [ "$c" = ext ]; then
+                CL_BENCH_PGOPTIONS="-c coupon_lock.redis_host=127.0.0.1 -c coupon_lock.redis_port=$REDIS_PORT" \
+                    run_pgbench redis ext 1 on "$CL_BENCH_REDIS_SECONDS" redis_ext.sql
+            else
+                RUN_NO=$((RUN_NO + 1))
+                dir=$RAW/$(printf '%03d' "$RUN_NO")-redis-redis-py-c1-on
+                mkdir -p "$dir"
+                tps=$("$PYTHON" "$BENCH/redis_py.py" 127.0.0.1 "$REDIS_PORT" "$CL_BENCH_REDIS_SECONDS" "$dir/tx.log") ||
+                    { note "redis-py run failed"; tps=0; }
+                printf 'redis\tredis-py\t1\ton\t%s\t%s\t%s\n' "$CL_BENCH_REDIS_SECONDS" "$tps" "$(basename "$dir")" >>"$RUNS"
+                printf '  %-9s %-12s clients=%-3s          %6.0f tx/s\n' redis redis-py 1 "$tps" >&2
+            fi
+        done
+    done
+}
+
+workload_big() {
+    local b f cell clients sync r c
+    note "big: the extension's cycle on $CL_BENCH_BIG_QUANTITY coupons vs on $CL_BENCH_QUANTITY;" \
+        "cells $CL_BENCH_BIG_CELLS; ${CL_BENCH_SECONDS}s x $CL_BENCH_REPEATS"
+    cycle_setup
+    note "big: creating and issuing $CL_BENCH_BIG_QUANTITY coupons (create_batch, then one UPDATE, then VACUUM)"
+    read -r b f < <(issued_batch coupon_lock "$CL_BENCH_BIG_QUANTITY")
+    FIRST[big]=$f
+    for cell in $CL_BENCH_BIG_CELLS; do
+        clients=${cell%%:*} sync=${cell#*:}
+        for r in $(seq "$CL_BENCH_REPEATS"); do
+            for c in $(turns "$r" small big); do
+                local n=$CL_BENCH_QUANTITY first=${FIRST[ext]}
+                [ "$c" = big ] && n=$CL_BENCH_BIG_QUANTITY first=${FIRST[big]}
+                run_pgbench big "ext-$c" "$clients" "$sync" "$CL_BENCH_SECONDS" cycle_ext.sql \
+                    -D first="$first" -D n="$n" -D nclients="$clients"
+            done
+        done
+    done
+}
+
+# ---- main ----
+
+start=$(date +%s)
+trap stop_servers EXIT
+mkdir -p "$OUT"
+rm -rf "$RAW"
+mkdir -p "$RAW"
+chmod -R a+rwX "$OUT"
+printf 'workload\tcontender\tclients\tsync\tseconds\ttps\trun\n' >"$RUNS"
+
+start_servers
+psql_q -c "CREATE EXTENSION coupon_lock" -f "$BENCH/baselines.sql" 2>&1 | grep -v NOTICE || true
+"$CL_PGBIN/postgres" --version >"$RAW/server.txt"
+{
+    echo "mode: $MODE"
+    echo "machine: $(nproc) CPUs ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n 1)), $(free -g | awk '/^Mem:/ {print $2}') GB RAM"
+    echo "server: $(cat "$RAW/server.txt")"
+    echo "settings: $(psql_q -c "SELECT string_agg(name || '=' || setting || coalesce(unit, ''), ', ' ORDER BY name)
+                              FROM pg_settings WHERE name IN ('shared_buffers', 'max_wal_size', 'checkpoint_timeout',
+                                   'wal_buffers', 'fsync', 'autovacuum', 'max_connections', 'jit', 'full_page_writes')")"
+    echo "pgbench: -M prepared, -j 2 (1 for one client), a fresh CHECKPOINT before each run"
+    echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+} >"$RAW/conditions.txt"
+cat "$RAW/conditions.txt" >&2
+
+for w in $CL_BENCH_WORKLOADS; do
+    if declare -F "workload_$w" >/dev/null; then
+        "workload_$w"
+    else
+        note "unknown workload: $w"
+    fi
+done
+
+echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$RAW/conditions.txt"
+echo "elapsed: $(( $(date +%s) - start )) s" >>"$RAW/conditions.txt"
+"$PYTHON" "$BENCH/report.py" "$RAW" "$OUT" || cl_die "report failed"
+cl_log "report: $OUT/report.md, chart: $OUT/throughput.png ($(( $(date +%s) - start )) s)"
