@@ -21,6 +21,17 @@
  *	   anything ever write the row without the row lock, the write fails
  *	   with 40001 instead of going through.
  *
+ * The common case of freeze, unfreeze and redeem skips steps 1 and 2: one
+ * statement writes the row and its ledger row when the row already meets
+ * every rule decide() would check for that transition to succeed (state,
+ * owner or order, expected_version, lapse, batch validity).  The UPDATE
+ * takes the row lock itself and, under READ COMMITTED, re-checks its WHERE
+ * on the newest row version when it had to wait, so it is the same CAS.
+ * When it writes nothing, the three steps run as above and decide() says
+ * what the call gets (an error, an idempotent retry): the fast path only
+ * ever takes a transition decide() would have applied, with the same row
+ * and ledger values (sql/coupon_fast_path.sql walks every rule).
+ *
  * The per-user limit is a counter row per (batch, owner) in owner_quota,
  * taken with one INSERT ... ON CONFLICT DO UPDATE ... WHERE held < limit.
  * Its row lock orders two claims of the same owner; no lock-table entry is
@@ -124,6 +135,51 @@ static SpiPlan apply_plan = {
 	"   FROM u"
 	" RETURNING version",
 	9, {INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID, INTERVALOID, TEXTOID, TEXTOID, TEXTOID}
+};
+
+/*
+ * The fast path: one plan per transition, each the success case of decide()
+ * for its op as a WHERE clause.  $1 coupon_id, then the call's arguments.
+ */
+#define FAST_PLAN(set, cond, op, from, order) \
+	"WITH u AS (" \
+	"  UPDATE coupon_lock.coupon c" \
+	"     SET " set ", version = c.version + 1, updated_at = pg_catalog.now()" \
+	"    FROM coupon_lock.batch b" \
+	"   WHERE c.coupon_id = $1 AND b.batch_id = c.batch_id AND " cond \
+	"  RETURNING c.coupon_id, c.version, c.owner_id, c.state)" \
+	" INSERT INTO coupon_lock.coupon_event" \
+	"        (coupon_id, op, from_state, to_state, version, owner_id, order_id)" \
+	" SELECT u.coupon_id, '" op "', '" from "', u.state, u.version, u.owner_id, " order \
+	"   FROM u RETURNING version"
+
+#define BATCH_VALID "(b.valid_until IS NULL OR b.valid_until >= pg_catalog.now())"
+
+static SpiPlan freeze_fast_plan = {
+	FAST_PLAN("state = 'frozen', order_id = $3,"
+			  " frozen_until = pg_catalog.now() + COALESCE($5, b.freeze_ttl)",
+			  "c.state = 'issued' AND c.owner_id = $2 AND ($4 IS NULL OR c.version = $4)"
+			  " AND " BATCH_VALID,
+			  "freeze", "issued", "$3"),
+	5, {INT8OID, TEXTOID, TEXTOID, INT8OID, INTERVALOID}
+};
+
+/* back to issued, or to expired with its batch */
+static SpiPlan unfreeze_fast_plan = {
+	FAST_PLAN("state = CASE WHEN b.valid_until < pg_catalog.now() THEN 'expired'"
+			  " ELSE 'issued' END::coupon_lock.coupon_state,"
+			  " order_id = NULL, frozen_until = NULL",
+			  "c.state = 'frozen' AND c.order_id = $2 AND ($3 IS NULL OR c.version = $3)",
+			  "unfreeze", "frozen", "$2"),
+	3, {INT8OID, TEXTOID, INT8OID}
+};
+
+static SpiPlan redeem_fast_plan = {
+	FAST_PLAN("state = 'redeemed', frozen_until = NULL",
+			  "c.state = 'frozen' AND c.order_id = $2 AND ($3 IS NULL OR c.version = $3)"
+			  " AND c.frozen_until >= pg_catalog.now() AND " BATCH_VALID,
+			  "redeem", "frozen", "$2"),
+	3, {INT8OID, TEXTOID, INT8OID}
 };
 
 static SpiPlan last_event_plan = {
@@ -421,6 +477,48 @@ apply(int64 coupon_id, int64 version, CouponState from, CouponOp op, const Chang
 	return spi_int64(0, 1);
 }
 
+/*
+ * The fast path (see the header): the new version when the transition was
+ * written, -1 when the row does not meet every rule and decide() must run.
+ */
+static int64
+try_fast(const CouponCall *call)
+{
+	Datum		values[5];
+	char		nulls[5] = "     ";
+	SpiPlan    *plan;
+	int			n = 1;
+
+	values[0] = Int64GetDatum(call->coupon_id);
+	switch (call->op)
+	{
+		case OP_FREEZE:
+			plan = &freeze_fast_plan;
+			values[n++] = CStringGetTextDatum(call->owner_id);
+			break;
+		case OP_UNFREEZE:
+			plan = &unfreeze_fast_plan;
+			break;
+		case OP_REDEEM:
+			plan = &redeem_fast_plan;
+			break;
+		default:
+			return -1;
+	}
+	values[n++] = CStringGetTextDatum(call->order_id);
+	values[n] = call->has_expected ? Int64GetDatum(call->expected_version) : (Datum) 0;
+	nulls[n++] = call->has_expected ? ' ' : 'n';
+	if (call->op == OP_FREEZE)
+	{
+		values[n] = call->has_ttl ? call->ttl : (Datum) 0;
+		nulls[n++] = call->has_ttl ? ' ' : 'n';
+	}
+
+	if (spi_run(plan, values, nulls, 0) != 1)
+		return -1;
+	return spi_int64(0, 1);
+}
+
 int64
 coupon_transition(const CouponCall *call, bool *changed)
 {
@@ -429,6 +527,13 @@ coupon_transition(const CouponCall *call, bool *changed)
 	int64		version;
 
 	*changed = false;
+	version = try_fast(call);
+	if (version > 0)
+	{
+		*changed = true;
+		return version;
+	}
+
 	if (!lock_row(call->coupon_id, &row))
 		ereport(ERROR,
 				(errcode(ERRCODE_CL_UNKNOWN_COUPON),
