@@ -41,9 +41,11 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_enum.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
+#include "utils/syscache.h"
 
 #include "coupon.h"
 #include "coupon_lock.h"
@@ -54,6 +56,7 @@ PG_FUNCTION_INFO_V1(coupon_lock_coupon_freeze);
 PG_FUNCTION_INFO_V1(coupon_lock_coupon_unfreeze);
 PG_FUNCTION_INFO_V1(coupon_lock_coupon_redeem);
 PG_FUNCTION_INFO_V1(coupon_lock_coupon_revoke);
+PG_FUNCTION_INFO_V1(coupon_lock_coupon_row_is_valid);
 
 static const char *const state_names[] = {
 	[CS_AVAILABLE] = "available",
@@ -209,6 +212,20 @@ parse_state(const char *s)
 			return (CouponState) i;
 	elog(ERROR, "unknown coupon state \"%s\"", s);
 	return CS_AVAILABLE;		/* keep compiler quiet */
+}
+
+/* A coupon_state enum value (its pg_enum OID) as a CouponState. */
+static CouponState
+state_of_enum(Oid label)
+{
+	HeapTuple	tup = SearchSysCache1(ENUMOID, ObjectIdGetDatum(label));
+	CouponState state;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for enum label %u", label);
+	state = parse_state(NameStr(((Form_pg_enum) GETSTRUCT(tup))->enumlabel));
+	ReleaseSysCache(tup);
+	return state;
 }
 
 static bool
@@ -590,6 +607,34 @@ quota_give_back(int64 batch_id, const char *owner_id)
 }
 
 /* ---- SQL entry points ---- */
+
+/*
+ * coupon_row_is_valid(state, owner_id, order_id, frozen_until): the row
+ * invariants every state of the machine keeps, as the CHECK constraint of
+ * coupon_lock.coupon.  It is C rather than four SQL CHECKs because the
+ * executor rebuilds a table's CHECK expressions from their stored text at
+ * every statement that writes the table: the SQL form cost more per
+ * transition than the row lookup and the update together.
+ */
+Datum
+coupon_lock_coupon_row_is_valid(PG_FUNCTION_ARGS)
+{
+	CouponState state;
+	bool		has_owner = !PG_ARGISNULL(1);
+	bool		has_order = !PG_ARGISNULL(2);
+	bool		has_frozen_until = !PG_ARGISNULL(3);
+	bool		owned;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();		/* NOT NULL on the column reports it */
+	state = state_of_enum(PG_GETARG_OID(0));
+	owned = state == CS_ISSUED || state == CS_FROZEN || state == CS_REDEEMED;
+
+	PG_RETURN_BOOL((state != CS_AVAILABLE || !has_owner) &&
+				   (!owned || has_owner) &&
+				   (state == CS_FROZEN || state == CS_REDEEMED) == has_order &&
+				   (state == CS_FROZEN) == has_frozen_until);
+}
 
 static void
 read_expected(FunctionCallInfo fcinfo, int argno, CouponCall *call)
