@@ -3,9 +3,13 @@
  * spi_plans.c
  *	  Prepared SPI statements, kept for the life of the backend.
  *
- * Each statement is parsed and planned once per backend (SPI_prepare +
- * SPI_keepplan); the plan cache re-plans it by itself when a table it uses
- * changes, so a DROP and CREATE EXTENSION in the same session is safe.
+ * Each statement is parsed and planned once per backend (SPI_prepare_cursor
+ * + SPI_keepplan) and always runs its generic plan: every statement looks
+ * rows up by key, where a plan for the actual parameter values is no
+ * better, and the plan cache would otherwise plan it afresh at each of its
+ * first five runs in every backend before settling on the generic plan.
+ * The plan cache re-plans by itself when a table a statement uses changes,
+ * so a DROP and CREATE EXTENSION in the same session is safe.
  * Every name in the SQL is schema-qualified: the functions run with
  * search_path = pg_catalog, pg_temp, and nothing a caller puts on its
  * search_path can change what a statement means.
@@ -26,7 +30,8 @@ spi_run(SpiPlan *p, Datum *values, const char *nulls, long tcount)
 
 	if (p->plan == NULL)
 	{
-		SPIPlanPtr	plan = SPI_prepare(p->sql, p->nargs, p->argtypes);
+		SPIPlanPtr	plan = SPI_prepare_cursor(p->sql, p->nargs, p->argtypes,
+											  CURSOR_OPT_GENERIC_PLAN);
 
 		if (plan == NULL)
 			elog(ERROR, "could not prepare coupon_lock statement: %s",
