@@ -26,6 +26,10 @@ BASELINES = {
     "redis": [("redis-py", 1.0)],
 }
 CLAIM_GOAL, STEADY_GOAL, BIG_GOAL = 2.0, 0.8, 0.8
+# One colour per contender in every panel; dashes for synchronous_commit = off
+# (claims: for the smaller batch).
+COLOURS = {"ext": "#8e24aa", "plpgsql": "#2e7d32", "sql": "#1565c0", "core": "#ef6c00",
+           "redis-py": "#c62828", "ext-small": "#8e24aa", "ext-big": "#f9a825"}
 NAMES = {
     "ext": "coupon_lock",
     "plpgsql": "PL/pgSQL contract",
@@ -222,8 +226,8 @@ def chart(cells, tput, claim_rows):
                 with open(path, "w") as f, open(os.path.join(RAW, r["run"], "per_second.tsv")) as src:
                     for t, line in enumerate(src):
                         f.write(f"{t} {line.split()[1]}\n")
-                dash = 1 if cont == "ext" else 2
-                lines.append(f"'{path}' using 1:2 with lines lw 2 dt {dash} "
+                dash = 1 if j < 2 else 2
+                lines.append(f"'{path}' using 1:2 with lines lw 2 dt {dash} lc rgb '{COLOURS[cont]}' "
                              f"title '{NAMES[cont]}, {c} clients, {int(w.split('-')[1]):,} coupons'")
             plots.append((title, lines, "seconds since start", "claims/s", False))
             continue
@@ -233,8 +237,9 @@ def chart(cells, tput, claim_rows):
                 for c in sorted(set(clients)):
                     f.write(f"{c} {tput(workload, c, extra, cont):.1f}\n")
             label = NAMES.get(cont, cont) + f", sync={extra}"
-            dash = 1 if cont.startswith("ext") else 2
-            lines.append(f"'{path}' using 1:2 with linespoints lw 2 pt 7 dt {dash} title '{label}'")
+            dash = 2 if extra == "off" else 1
+            lines.append(f"'{path}' using 1:2 with linespoints lw 2 pt 7 dt {dash} "
+                         f"lc rgb '{COLOURS.get(cont, 'black')}' title '{label}'")
         plots.append((title, lines, "clients", "transactions/s", True))
     cols = 2
     rows = (len(plots) + 1) // 2
