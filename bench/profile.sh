@@ -24,7 +24,8 @@ DIR=$CL_ROOT/tmp/profile
 OUT=$CL_ROOT/bench/results
 export PGHOST=127.0.0.1 PGPORT PGUSER=postgres PGDATABASE=postgres
 
-cl_install_packages valgrind
+# shellcheck disable=SC2086
+cl_install_packages $CL_BENCH_PACKAGES
 cl_build_install yes
 cl_pg_stop profile
 rm -rf "$DIR"

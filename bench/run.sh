@@ -64,7 +64,8 @@ note() { printf '%s\n' "$*" | tee -a "$RAW/notes.txt" >&2; }
 # ---- servers ----
 
 start_servers() {
-    cl_install_packages python3-redis gnuplot-nox
+    # shellcheck disable=SC2086
+    cl_install_packages $CL_BENCH_PACKAGES
     cl_build_install yes
     cl_pg_stop bench
     rm -rf "$CL_ROOT/tmp/bench"
