@@ -38,15 +38,16 @@ COMMENT ON COLUMN coupon_lock.batch.first_coupon_id IS
 
 -- The row invariants of a coupon, checked by one C function (src/coupon.c):
 -- the executor rebuilds a table's CHECK expressions from their stored text at
--- every statement that writes it, and the same rules as four SQL CHECKs cost
+-- every statement that writes it, and the same rules as five SQL CHECKs cost
 -- more per transition than finding and updating the row.
 CREATE FUNCTION coupon_lock.coupon_row_is_valid(state coupon_lock.coupon_state, owner_id text,
-                                                order_id text, frozen_until timestamptz)
+                                                order_id text, frozen_until timestamptz,
+                                                version bigint)
 RETURNS boolean AS 'MODULE_PATHNAME', 'coupon_lock_coupon_row_is_valid'
 LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION coupon_lock.coupon_row_is_valid(coupon_lock.coupon_state, text, text, timestamptz) IS
+COMMENT ON FUNCTION coupon_lock.coupon_row_is_valid(coupon_lock.coupon_state, text, text, timestamptz, bigint) IS
     'check constraint of coupon: owner_id set exactly when issued, frozen or redeemed (free when expired or revoked), '
-    'order_id exactly when frozen or redeemed, frozen_until exactly when frozen';
+    'order_id exactly when frozen or redeemed, frozen_until exactly when frozen, version at least 1';
 
 CREATE TABLE coupon_lock.coupon (
     coupon_id    bigint                   NOT NULL PRIMARY KEY,
@@ -55,11 +56,11 @@ CREATE TABLE coupon_lock.coupon (
     state        coupon_lock.coupon_state NOT NULL DEFAULT 'available',
     owner_id     text,
     order_id     text,
-    version      bigint                   NOT NULL DEFAULT 1 CHECK (version > 0),
+    version      bigint                   NOT NULL DEFAULT 1,
     frozen_until timestamptz,
     updated_at   timestamptz              NOT NULL DEFAULT now(),
     CONSTRAINT coupon_row_valid
-        CHECK (coupon_lock.coupon_row_is_valid(state, owner_id, order_id, frozen_until))
+        CHECK (coupon_lock.coupon_row_is_valid(state, owner_id, order_id, frozen_until, version))
 );
 -- No foreign key to batch: only create_batch inserts coupons, and a key check per
 -- row would slow a million-coupon batch and put a share lock on the batch row.
@@ -197,7 +198,7 @@ LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION coupon_lock.expire_coupons(integer) IS
     'available and issued coupons of batches past valid_until -> expired; returns how many';
 
-REVOKE ALL ON FUNCTION coupon_lock.coupon_row_is_valid(coupon_lock.coupon_state, text, text, timestamptz),
+REVOKE ALL ON FUNCTION coupon_lock.coupon_row_is_valid(coupon_lock.coupon_state, text, text, timestamptz, bigint),
                        coupon_lock.create_batch(text, integer, integer, timestamptz, interval),
                        coupon_lock.coupon_issue(bigint, text, bigint),
                        coupon_lock.coupon_claim(bigint, text),

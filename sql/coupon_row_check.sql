@@ -26,6 +26,8 @@ UPDATE coupon_lock.coupon SET owner_id = NULL WHERE coupon_id = :c;
 UPDATE coupon_lock.coupon SET state = 'revoked' WHERE coupon_id = :c;
 UPDATE coupon_lock.coupon SET state = 'revoked', order_id = NULL WHERE coupon_id = :c;
 UPDATE coupon_lock.coupon SET state = 'expired', owner_id = NULL WHERE coupon_id = :c;
-SELECT state, owner_id, order_id, frozen_until FROM coupon_lock.coupon WHERE coupon_id = :c;
+-- versions start at 1
+UPDATE coupon_lock.coupon SET version = 0 WHERE coupon_id = :c;
+SELECT state, owner_id, order_id, frozen_until, version FROM coupon_lock.coupon WHERE coupon_id = :c;
 -- not callable by PUBLIC, like every function of the extension
-SELECT has_function_privilege('public', 'coupon_lock.coupon_row_is_valid(coupon_lock.coupon_state, text, text, timestamptz)', 'EXECUTE');
+SELECT has_function_privilege('public', 'coupon_lock.coupon_row_is_valid(coupon_lock.coupon_state, text, text, timestamptz, bigint)', 'EXECUTE');

@@ -609,12 +609,12 @@ quota_give_back(int64 batch_id, const char *owner_id)
 /* ---- SQL entry points ---- */
 
 /*
- * coupon_row_is_valid(state, owner_id, order_id, frozen_until): the row
- * invariants every state of the machine keeps, as the CHECK constraint of
- * coupon_lock.coupon.  It is C rather than four SQL CHECKs because the
- * executor rebuilds a table's CHECK expressions from their stored text at
- * every statement that writes the table: the SQL form cost more per
- * transition than the row lookup and the update together.
+ * coupon_row_is_valid(state, owner_id, order_id, frozen_until, version):
+ * the row invariants every state of the machine keeps, as the one CHECK
+ * constraint of coupon_lock.coupon.  It is C rather than five SQL CHECKs
+ * because the executor rebuilds a table's CHECK expressions from their
+ * stored text at every statement that writes the table: the SQL form cost
+ * more per transition than the row lookup and the update together.
  */
 Datum
 coupon_lock_coupon_row_is_valid(PG_FUNCTION_ARGS)
@@ -625,8 +625,11 @@ coupon_lock_coupon_row_is_valid(PG_FUNCTION_ARGS)
 	bool		has_frozen_until = !PG_ARGISNULL(3);
 	bool		owned;
 
-	if (PG_ARGISNULL(0))
-		PG_RETURN_NULL();		/* NOT NULL on the column reports it */
+	/* a NULL state or version: NOT NULL on the column reports it */
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(4))
+		PG_RETURN_NULL();
+	if (PG_GETARG_INT64(4) < 1)
+		PG_RETURN_BOOL(false);	/* versions start at 1 */
 	state = state_of_enum(PG_GETARG_OID(0));
 	owned = state == CS_ISSUED || state == CS_FROZEN || state == CS_REDEEMED;
 
