@@ -139,6 +139,10 @@ def main():
         for base, goal in BASELINES[w]:
             if (w, c, s, base) not in cells:
                 continue
+            if not tput(w, c, s, "ext") or not tput(w, c, s, base):
+                goals.append(f"| {w} | {c} | {s} | coupon_lock / {NAMES[base]} | – | {goal}x | "
+                             "**a run failed** (see raw/notes.txt) |")
+                continue
             ratio = tput(w, c, s, "ext") / tput(w, c, s, base)
             goals.append(f"| {w} | {c} | {s} | coupon_lock / {NAMES[base]} | {ratio:.2f}x | {goal}x | {verdict(ratio, goal)} |")
     for (w, c, s, cont), _ in cells.items():

@@ -116,7 +116,7 @@ run_pgbench() {
     tps=$(sed -n 's/^tps = \([0-9.]*\) (without.*/\1/p' "$dir/pgbench.out")
     failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$dir/pgbench.out")
     if [ -z "$tps" ] || grep -q 'aborted in command' "$dir/pgbench.out"; then
-        note "run $dir failed:"; tail -n 5 "$dir/pgbench.out" >&2
+        note "run $(basename "$dir") failed: $(grep -m 3 -E 'error|FATAL|abort' "$dir/pgbench.out" | tr '\n' ' ')"
         tps=0
     fi
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$workload" "$contender" "$clients" "$sync" \
