@@ -197,3 +197,5 @@ REVOKE ALL ON FUNCTION coupon_lock.create_batch(text, integer, integer, timestam
                        coupon_lock.release_expired_freezes(integer),
                        coupon_lock.expire_coupons(integer)
     FROM PUBLIC;
+
+COMMENT ON SCHEMA coupon_lock IS 'coupon_lock: atomic coupon transitions, advisory, Redis and lease locks';

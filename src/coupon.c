@@ -209,8 +209,9 @@ report_limit_reached(int64 batch_id, const char *owner_id, int32 per_user_limit)
 	ereport(ERROR,
 			(errcode(ERRCODE_CL_LIMIT_REACHED),
 			 errmsg("owner \"%s\" has reached the limit of batch %lld", owner_id, (long long) batch_id),
-			 errdetail("The batch allows %d coupons per owner, counting every state but \"revoked\".",
-					   per_user_limit)));
+			 errdetail_plural("The batch allows %d coupon per owner, counting every state but \"revoked\".",
+							  "The batch allows %d coupons per owner, counting every state but \"revoked\".",
+							  per_user_limit, per_user_limit)));
 }
 
 static void

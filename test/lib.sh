@@ -49,7 +49,8 @@ cl_build_install() {
 }
 
 # cl_pg_start NAME PORT: a cluster in tmp/NAME/pg on 127.0.0.1:PORT, trust auth,
-# coupon_lock preloaded.  Idempotent: an already running cluster is kept.
+# coupon_lock preloaded.  Idempotent: an already running cluster is kept (on the
+# port it was started with).
 cl_pg_start() {
     local name=$1 port=$2 dir="$CL_ROOT/tmp/$1"
     mkdir -p "$dir"
@@ -65,7 +66,6 @@ cl_pg_start() {
         cat >>"$dir/pg/postgresql.conf" <<CONF
 # throwaway cluster of coupon_lock's scripts
 listen_addresses = '127.0.0.1'
-port = $port
 unix_socket_directories = ''
 shared_preload_libraries = 'coupon_lock'
 max_connections = 100
@@ -76,7 +76,7 @@ CONF
         return 0
     fi
     cl_log "starting PostgreSQL on 127.0.0.1:$port"
-    cl_as_owner "$CL_PGBIN/pg_ctl" -D "$dir/pg" -l "$dir/postgresql.log" -w -t 60 start >/dev/null ||
+    cl_as_owner "$CL_PGBIN/pg_ctl" -D "$dir/pg" -l "$dir/postgresql.log" -o "-p $port" -w -t 60 start >/dev/null ||
         { tail -n 20 "$dir/postgresql.log" >&2; cl_die "PostgreSQL did not start"; }
 }
 
