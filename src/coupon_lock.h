@@ -38,5 +38,6 @@ extern bool cl_interval_is_positive(Datum interval);
 
 /* One Init per module, called from _PG_init. */
 extern void GucInit(void);
+extern void StatsInit(void);
 
 #endif							/* COUPON_LOCK_H */
