@@ -58,6 +58,7 @@
 
 #include "guc.h"
 #include "redis_conn.h"
+#include "stats.h"
 
 /* Redis is configured when coupon_lock.redis_host is not empty. */
 bool
@@ -86,7 +87,7 @@ static int	conn_port;
 static int	conn_db;
 static char *conn_password = NULL;
 
-/* The last failure, reported by report_failure() or redis_run_quiet(). */
+/* The last failure, reported by redis_run() or redis_run_quiet(). */
 static int	fail_code;
 static char fail_msg[256];
 static char fail_detail[256];
@@ -640,10 +641,13 @@ redis_run(RedisCmd *cmds, int ncmds, RedisValue *out)
 	PG_END_TRY();
 
 	if (!ok)
+	{
+		stats_count(STAT_REDIS, STAT_ERROR);
 		ereport(ERROR,
 				(errcode(fail_code),
 				 errmsg_internal("%s", fail_msg),
 				 fail_detail[0] ? errdetail_internal("%s", fail_detail) : 0));
+	}
 }
 
 bool
@@ -656,6 +660,7 @@ redis_run_quiet(RedisCmd *cmds, int ncmds, RedisValue *out, char **errmsg)
 	}
 	if (run(cmds, ncmds, out, false))
 		return true;
+	stats_count(STAT_REDIS, STAT_ERROR);
 	*errmsg = psprintf("%s%s%s", fail_msg, fail_detail[0] ? ": " : "", fail_detail);
 	return false;
 }
