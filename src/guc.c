@@ -55,7 +55,7 @@ define_redis_settings(void)
 							   "Sets the password sent with AUTH on every connection to Redis.",
 							   "Empty sends no AUTH.",
 							   &cl_redis_password, "",
-							   PGC_SUSET, GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
+							   PGC_SUSET, GUC_SUPERUSER_ONLY | GUC_NOT_IN_SAMPLE,
 							   NULL, NULL, NULL);
 	DefineCustomIntVariable("coupon_lock.redis_db",
 							"Sets the Redis database number selected on every connection.",

@@ -499,10 +499,12 @@ authenticate_and_select(bool interruptible)
 			 * is Redis's text, and nothing about the password may be shown.
 			 */
 			char		word[32];
+			char		detail[64];
 
-			strlcpy(word, r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply", sizeof(word));
+			strlcpy(word, r->type == REDIS_REPLY_ERROR ? r->str : "an unexpected reply", sizeof(word));
 			word[strcspn(word, " ")] = '\0';
-			return fail_io(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION, word,
+			snprintf(detail, sizeof(detail), "Redis answered AUTH with %s.", word);
+			return fail_io(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION, detail,
 						   "could not authenticate to");
 		}
 		return fail_io(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION,
