@@ -300,7 +300,7 @@ exchange(const RedisCmd *cmds, int n, int timeout_ms, bool connecting, bool inte
 {
 	int			nretry = 0;
 
-	reserve_held(n);
+	reserve_held(n + 1);		/* a resent reply is read into held[n] first */
 	for (int i = 0; i < n; i++)
 		if (!append(&cmds[i], cmds[i].script && cmds[i].script->sha1[0]))
 			return false;
