@@ -173,7 +173,7 @@ COMMIT;
 \! redis-cli -p "$CL_REDIS_PORT" SET coupon_lock:victim v
 SELECT redis_lock(E'a b\r\nDEL coupon_lock:victim\r\n', '60s') IS NOT NULL AS hostile_key_locked;
 SELECT redis_lock(E'q''"\\', '60s') IS NOT NULL AS quoted_key_locked;
-\! redis-cli -p "$CL_REDIS_PORT" --no-raw KEYS 'coupon_lock:[aq]*' | sort
+\! redis-cli -p "$CL_REDIS_PORT" --no-raw KEYS 'coupon_lock:[aq]*' | sed 's/^[0-9]*) //' | LC_ALL=C sort
 \! redis-cli -p "$CL_REDIS_PORT" EXISTS coupon_lock:victim
 SELECT redis_lock(repeat('k', 512), '60s') IS NOT NULL AS long_key_locked;
 \! redis-cli -p "$CL_REDIS_PORT" EXISTS "coupon_lock:$(printf 'k%.0s' $(seq 512))"

@@ -71,11 +71,10 @@ static bool
 redis_then_xact(const char *key, int keylen, int64 ttl_ms, int64 wait_ms)
 {
 	char	   *token = NULL;
-	bool		fresh;
 
 	PG_TRY();
 	{
-		token = redis_acquire(key, keylen, ttl_ms, wait_ms, true, &fresh);
+		token = redis_acquire(key, keylen, ttl_ms, wait_ms, true);
 		if (token != NULL)
 			(void) advisory_acquire(key, keylen, false, 0);
 	}
@@ -111,15 +110,13 @@ hybrid_acquire(const char *key, int keylen, int64 ttl_ms, int64 wait_ms)
 static bool
 sweep_guard(const char *key, int keylen)
 {
-	bool		fresh;
-
 	if (!advisory_acquire(key, keylen, true, 0))
 		return false;
 	(void) advisory_release(key, keylen);
 	if (!redis_configured())
 		return true;
 	redis_require();
-	return redis_acquire(key, keylen, cl_redis_guard_ttl, 0, true, &fresh) != NULL;
+	return redis_acquire(key, keylen, cl_redis_guard_ttl, 0, true) != NULL;
 }
 
 bool

@@ -51,6 +51,7 @@
 #include "common/cryptohash.h"
 #include "common/sha1.h"
 #include "miscadmin.h"
+#include "storage/fd.h"
 #include "storage/latch.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -73,6 +74,7 @@ redis_configured(void)
 
 static redisContext *ctx = NULL;
 static pgsocket pending_fd = PGINVALID_SOCKET;	/* being connected, not yet in ctx */
+static bool fd_reserved = false;	/* the socket counts against max_files_per_process */
 static struct addrinfo *pending_ai = NULL;
 static WaitEventSet *wes = NULL;
 static int	wes_sock_pos;
@@ -117,6 +119,9 @@ drop_connection(void)
 	if (ctx)
 		redisFree(ctx);			/* closes its socket */
 	ctx = NULL;
+	if (fd_reserved)
+		ReleaseExternalFD();
+	fd_reserved = false;
 }
 
 /* Records a failure; always returns false. */
@@ -416,6 +421,12 @@ open_socket(TimestampTz deadline, bool interruptible)
 	char		port[16];
 	int			rc;
 	int			err = 0;
+
+	if (!AcquireExternalFD())
+		return fail(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION,
+					"There are too many open files on the local server.",
+					"could not connect to Redis at \"%s:%d\"", cl_redis_host, cl_redis_port);
+	fd_reserved = true;
 
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;

@@ -304,7 +304,7 @@ backoff_sleep(long ms)
 }
 
 char *
-redis_acquire(const char *key, int keylen, int64 ttl_ms, int64 wait_ms, bool xact, bool *fresh)
+redis_acquire(const char *key, int keylen, int64 ttl_ms, int64 wait_ms, bool xact)
 {
 	int			rkeylen;
 	char	   *rkey = redis_key(key, keylen, &rkeylen);
@@ -317,7 +317,6 @@ redis_acquire(const char *key, int keylen, int64 ttl_ms, int64 wait_ms, bool xac
 	long		backoff = BACKOFF_MIN_MS;
 	bool		waited = false;
 
-	*fresh = false;
 	redis_require();
 	if (xact && (h = find_held(rkey, rkeylen)) != NULL)
 		return pstrdup(h->token);
@@ -386,7 +385,6 @@ redis_acquire(const char *key, int keylen, int64 ttl_ms, int64 wait_ms, bool xac
 		held_keys = h;
 	}
 	stats_count(STAT_REDIS, STAT_ACQUIRED);
-	*fresh = true;
 	return pstrdup(token);
 }
 
@@ -439,14 +437,13 @@ redis_lock_common(FunctionCallInfo fcinfo, bool xact)
 	int64		ttl_ms;
 	int64		wait_ms;
 	char	   *token;
-	bool		fresh;
 
 	redis_require();
 	key = cl_arg_id(fcinfo, 0, "key");
 	ttl_ms = cl_interval_ms(cl_arg_positive_interval(fcinfo, 1, "ttl", false));
 	wait_ms = wait_arg_ms(fcinfo, 2);
 
-	token = redis_acquire(key, strlen(key), ttl_ms, wait_ms, xact, &fresh);
+	token = redis_acquire(key, strlen(key), ttl_ms, wait_ms, xact);
 	if (token == NULL)
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(cstring_to_text(token));

@@ -16,11 +16,11 @@
  * wait_ms has passed (-1: no limit, 0: one try).  Returns the token
  * (palloc'd) or NULL when the wait ran out.  With xact, the key is deleted
  * when the (sub)transaction that took it ends, and a key this transaction
- * already holds is returned again at once (*fresh false).  Raises when
- * Redis cannot be used (see redis_conn.h).
+ * already holds is returned again at once.  Raises when Redis cannot be
+ * used (see redis_conn.h).
  */
 extern char *redis_acquire(const char *key, int keylen, int64 ttl_ms, int64 wait_ms,
-						   bool xact, bool *fresh);
+						   bool xact);
 
 /* Deletes prefix||key if it holds token; true when it did. */
 extern bool redis_release(const char *key, int keylen, const char *token, int tokenlen);
