@@ -212,7 +212,8 @@ release_list(HeldKey *list)
 	{
 		ereport(WARNING,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("could not release %d Redis lock(s) at transaction end", n),
+				 errmsg_plural("could not release %d Redis lock at transaction end",
+							   "could not release %d Redis locks at transaction end", n, n),
 				 errdetail_internal("%s", err),
 				 errhint("They expire when their TTL runs out.")));
 	}
