@@ -167,7 +167,8 @@ make_wait_set(pgsocket fd, uint32 events)
 {
 	wes = CreateWaitEventSet(TopMemoryContext, 3);
 	AddWaitEventToSet(wes, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
-	AddWaitEventToSet(wes, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	if (IsUnderPostmaster)		/* a single-user backend has no postmaster to watch */
+		AddWaitEventToSet(wes, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
 	wes_sock_pos = AddWaitEventToSet(wes, events, fd, NULL, NULL);
 	wes_sock_events = events;
 }
