@@ -22,7 +22,10 @@ expect "release" "$(psql_q -c "SELECT coupon_lock.lease_release('nightly', 'w1')
 expect "second grant" "$(psql_q -c "SELECT coupon_lock.lease_acquire('nightly', 'w2', '1 hour')")" 2
 
 cl_log "restarting the test cluster"
-cl_as_owner "$CL_PGBIN/pg_ctl" -D "$PGDATA_DIR" -l "$CL_ROOT/tmp/test/postgresql.log" -m fast -w -t 60 restart >/dev/null
+# stop + start rather than restart: start takes its settings from the data
+# directory, restart would reuse any one-off options of the last start.
+cl_as_owner "$CL_PGBIN/pg_ctl" -D "$PGDATA_DIR" -m fast -w -t 60 stop >/dev/null
+cl_as_owner "$CL_PGBIN/pg_ctl" -D "$PGDATA_DIR" -l "$CL_ROOT/tmp/test/postgresql.log" -w -t 60 start >/dev/null
 
 expect "lease alive after restart" "$(psql_q -c "SELECT coupon_lock.lease_check('nightly', 2)")" t
 expect "other holder refused" "$(psql_q -c "SELECT coupon_lock.lease_acquire('nightly', 'w1', '1 hour') IS NULL")" t
