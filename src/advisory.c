@@ -42,10 +42,11 @@
  * held lock only bumps the lock manager's local count (reentrancy).
  *
  * Key memory.  The lock manager knows ids, not keys.  Each backend keeps
- * a small table id -> key of the keys it locked itself, so the view can
+ * a small table id -> key of the keys it asked to lock, so the view can
  * show the key text of this backend's rows; rows of other backends show
  * NULL there.  The table is bounded: when full, keys this backend no
- * longer holds are dropped.
+ * longer holds are dropped.  A key is remembered before its lock is
+ * requested, so that once the lock is granted nothing of ours can fail.
  *
  *-------------------------------------------------------------------------
  */
@@ -147,26 +148,26 @@ key_memory_prune(void)
 static void
 key_memory_remember(int64 id, const char *key, int keylen)
 {
+	char	   *copy;
 	KeyMemoryEntry *e;
-	bool		found;
 
 	if (key_memory == NULL)
 		key_memory_create();
-	else if (hash_get_num_entries(key_memory) >= KEY_MEMORY_MAX &&
-			 hash_search(key_memory, &id, HASH_FIND, NULL) == NULL)
+	if (hash_search(key_memory, &id, HASH_FIND, NULL) != NULL)
+		return;
+	if (hash_get_num_entries(key_memory) >= KEY_MEMORY_MAX)
 	{
 		key_memory_prune();
 		if (hash_get_num_entries(key_memory) >= KEY_MEMORY_MAX)
 			return;				/* this backend holds that many: show NULL */
 	}
 
-	e = hash_search(key_memory, &id, HASH_ENTER, &found);
-	if (!found)
-	{
-		e->key = MemoryContextAlloc(key_context, keylen + 1);
-		memcpy(e->key, key, keylen);
-		e->key[keylen] = '\0';
-	}
+	/* The copy first: an entry is never without its key. */
+	copy = MemoryContextAlloc(key_context, keylen + 1);
+	memcpy(copy, key, keylen);
+	copy[keylen] = '\0';
+	e = hash_search(key_memory, &id, HASH_ENTER, NULL);
+	e->key = copy;
 }
 
 /* ---- acquire and release ---- */
@@ -249,6 +250,9 @@ advisory_acquire(const char *key, int keylen, bool session_scope, int64 timeout_
 	int64		id = advisory_key_id(key, keylen);
 	LOCKTAG		tag;
 
+	/* Before the lock is taken, so that nothing can fail once it is held. */
+	key_memory_remember(id, key, keylen);
+
 	set_tag(&tag, id);
 	if (LockAcquire(&tag, ExclusiveLock, session_scope, true) == LOCKACQUIRE_NOT_AVAIL)
 	{
@@ -267,7 +271,6 @@ advisory_acquire(const char *key, int keylen, bool session_scope, int64 timeout_
 		}
 	}
 	stats_count(STAT_ADVISORY, STAT_ACQUIRED);
-	key_memory_remember(id, key, keylen);
 	return true;
 }
 
