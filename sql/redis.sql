@@ -106,6 +106,13 @@ SELECT redis_lock('outside', '10s') IS NOT NULL AS taken_after_their_release;
 -- A wait outlasts an outside holder whose key expires.
 \! redis-cli -p "$CL_REDIS_PORT" SET coupon_lock:brief their-token PX 200
 SELECT redis_lock('brief', '10s', '30s') IS NOT NULL AS taken_after_their_expiry;
+-- statement_timeout (like a query cancel) ends a wait at once.
+\! redis-cli -p "$CL_REDIS_PORT" SET coupon_lock:long their-token PX 60000
+SET statement_timeout = '200ms';
+SELECT redis_lock('long', '10s', '1 hour');
+SELECT hybrid_xact_lock('long', '10s', NULL);
+RESET statement_timeout;
+SELECT count(*) AS advisory_locks FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid();
 
 -- redis_xact_lock: deleted at commit; reentrant within the transaction.
 BEGIN;
