@@ -86,9 +86,11 @@ cl_pg_stop() {
     cl_as_owner "$CL_PGBIN/pg_ctl" -D "$dir/pg" -m fast -w stop >/dev/null 2>&1 || true
 }
 
-# cl_redis_start NAME PORT: redis-server on 127.0.0.1:PORT, pid in tmp/NAME/redis.pid.
+# cl_redis_start NAME PORT [OPTION...]: redis-server on 127.0.0.1:PORT, pid in
+# tmp/NAME/redis.pid; further redis-server options (e.g. --requirepass) follow.
 cl_redis_start() {
     local name=$1 port=$2 dir="$CL_ROOT/tmp/$1"
+    shift 2
     mkdir -p "$dir/redis"
     if [ -f "$dir/redis.pid" ] && kill -0 "$(cat "$dir/redis.pid")" 2>/dev/null; then
         return 0
@@ -96,7 +98,7 @@ cl_redis_start() {
     cl_log "starting Redis on 127.0.0.1:$port"
     redis-server --bind 127.0.0.1 --port "$port" --daemonize yes \
         --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" --dir "$dir/redis" \
-        --save '' --appendonly no >/dev/null || cl_die "redis-server did not start"
+        --save '' --appendonly no "$@" >/dev/null || cl_die "redis-server did not start"
     local i
     for i in $(seq 50); do
         redis-cli -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1 && return 0
