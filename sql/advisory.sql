@@ -8,7 +8,7 @@ EXCEPTION WHEN OTHERS THEN
     RETURN SQLSTATE || ': ' || SQLERRM;
 END $$;
 -- Our locks as this backend sees them (the key text is known for its own locks).
-CREATE VIEW mine AS
+CREATE TEMP VIEW mine AS
     SELECT key, mode, granted, lock_id = coupon_lock.advisory_lock_id(key) AS id_matches
       FROM coupon_lock.advisory_locks WHERE pid = pg_backend_pid() ORDER BY key;
 SELECT coupon_lock.lock_stats_reset();
