@@ -15,8 +15,9 @@ cl_pg_start demo "$PGPORT"
 cl_redis_start demo "$REDIS_PORT"
 
 psql_demo() { psql -X -q -h 127.0.0.1 -p "$PGPORT" -U postgres -d postgres "$@"; }
-psql_demo -c "CREATE EXTENSION IF NOT EXISTS coupon_lock" 2>/dev/null
-psql_demo -c "ALTER DATABASE postgres SET coupon_lock.redis_port = $REDIS_PORT" 2>/dev/null || true
+# a throwaway database: the demo starts from a fresh copy of the extension each run
+psql_demo -c "DROP EXTENSION IF EXISTS coupon_lock CASCADE" -c "CREATE EXTENSION coupon_lock"
+cl_configure_redis "$PGPORT" "$REDIS_PORT"
 
 cat <<'TXT'
 
@@ -61,7 +62,16 @@ SELECT coupon_lock.coupon_redeem(:coupon, 'order-1002') AS "retry: same version"
 \echo 'The ledger: one row per transition.'
 SELECT op, from_state, to_state, version, owner_id, order_id FROM coupon_lock.coupon_event
  WHERE coupon_id = :coupon ORDER BY event_id;
+\echo
+\echo '7. locks around it: an advisory lock by text key (waits at most 100 ms, false if it'
+\echo '   cannot have it), and a Redis lock that a process outside the database sees:'
+SELECT coupon_lock.advisory_lock('nightly-report', '100 milliseconds') AS advisory_taken;
+SELECT coupon_lock.redis_lock('report', '30 seconds') AS token \gset
+\echo '   token:' :token
 SQL
+printf '   redis-cli GET coupon_lock:report -> %s\n' "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" GET coupon_lock:report)"
+psql_demo -Atc "SELECT coupon_lock.redis_unlock('report', (SELECT '$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" GET coupon_lock:report)'))" |
+    sed 's/^/   redis_unlock with that token -> /'
 
 cat <<TXT
 ==================================================

@@ -115,3 +115,17 @@ cl_redis_stop() {
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     rm -f "$pidfile"
 }
+
+# cl_configure_redis PGPORT REDIS_PORT: points the cluster's coupon_lock.redis_*
+# settings at our Redis (ALTER SYSTEM, so no test output names the port).
+cl_configure_redis() {
+    local pg=(psql -X -q -h 127.0.0.1 -p "$1" -U postgres -d postgres)
+    "${pg[@]}" -c "ALTER SYSTEM SET coupon_lock.redis_host = '127.0.0.1'" \
+        -c "ALTER SYSTEM SET coupon_lock.redis_port = $2" -c "SELECT pg_reload_conf()" >/dev/null ||
+        cl_die "could not set coupon_lock.redis_port"
+    for _ in $(seq 50); do
+        [ "$("${pg[@]}" -Atc 'SHOW coupon_lock.redis_port')" = "$2" ] && return 0
+        sleep 0.1
+    done
+    cl_die "coupon_lock.redis_port did not take effect"
+}

@@ -99,23 +99,13 @@ layer_nohiredis() {
 # Points coupon_lock's Redis settings at the suite's Redis for every session
 # of every layer (ALTER SYSTEM: the port must not appear in expected output),
 # and waits until new sessions see them.
-configure_redis() {
-    psql -X -q -d postgres -c "ALTER SYSTEM SET coupon_lock.redis_host = '127.0.0.1'" \
-        -c "ALTER SYSTEM SET coupon_lock.redis_port = $REDIS_PORT" -c "SELECT pg_reload_conf()" >/dev/null ||
-        cl_die "could not set coupon_lock.redis_port"
-    for _ in $(seq 50); do
-        [ "$(psql -X -Atq -d postgres -c 'SHOW coupon_lock.redis_port')" = "$REDIS_PORT" ] && return 0
-        sleep 0.1
-    done
-    cl_die "coupon_lock.redis_port did not take effect"
-}
 
 cl_install_packages
 cl_build_install yes
 mkdir -p tmp/test
 cl_pg_start test "$PGPORT"
 cl_redis_start test "$REDIS_PORT"
-configure_redis
+cl_configure_redis "$PGPORT" "$REDIS_PORT"
 trap 'cl_pg_stop test; cl_redis_stop test' EXIT
 
 for layer in $LAYERS; do
