@@ -4,7 +4,9 @@
 -- rows must be those of the state machine alone.
 -- fixed ids, whatever ran before in this database
 SELECT setval('coupon_lock.batch_id_seq', 900) \gset
-UPDATE coupon_lock.id_allocator SET next_coupon_id = 9000001 WHERE next_coupon_id <= 9000001;
+INSERT INTO coupon_lock.id_allocator VALUES (true, 9000001)
+    ON CONFLICT (singleton) DO UPDATE SET next_coupon_id = 9000001
+    WHERE coupon_lock.id_allocator.next_coupon_id <= 9000001;
 SELECT coupon_lock.create_batch('fast', 6, 10) AS b \gset
 SELECT first_coupon_id AS c1 FROM coupon_lock.batch WHERE batch_id = :b \gset
 SELECT :c1 + 1 AS c2, :c1 + 2 AS c3, :c1 + 3 AS c4, :c1 + 4 AS c5, :c1 + 5 AS c6 \gset
