@@ -36,7 +36,7 @@ pv_psql() { "$CL_PGBIN/psql" -X -q -At -v ON_ERROR_STOP=1 -d "${PV_DB:?}" "$@"; 
 # pv_fresh_db: (re)creates $PV_DB with the extension.
 pv_fresh_db() {
     "$CL_PGBIN/psql" -X -q -d postgres -v ON_ERROR_STOP=1 \
-        -c "DROP DATABASE IF EXISTS $PV_DB WITH (FORCE)" -c "CREATE DATABASE $PV_DB" >/dev/null &&
+        -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $PV_DB WITH (FORCE)" -c "CREATE DATABASE $PV_DB" >/dev/null &&
         pv_psql -c "CREATE EXTENSION coupon_lock" >/dev/null
 }
 
