@@ -43,13 +43,17 @@ pv_fresh_db() {
 # pv_has_function NAME: true when coupon_lock.NAME exists in $PV_DB (lets the
 # lock-function checks run as soon as those functions are merged).
 pv_has_function() {
-    [ "$(pv_psql -c "SELECT count(*) FROM pg_proc WHERE proname = '$1'
-                     AND pronamespace = 'coupon_lock'::regnamespace")" != 0 ]
+    local n
+    n=$(pv_psql -c "SELECT count(*) FROM pg_proc WHERE proname = '$1'
+                     AND pronamespace = 'coupon_lock'::regnamespace")
+    [ "${n:-0}" -gt 0 ]
 }
 
 # pv_has_setting NAME: true when the setting coupon_lock.NAME exists.
 pv_has_setting() {
-    [ "$(pv_psql -c "SELECT count(*) FROM pg_settings WHERE name = 'coupon_lock.$1'")" != 0 ]
+    local n
+    n=$(pv_psql -c "SELECT count(*) FROM pg_settings WHERE name = 'coupon_lock.$1'")
+    [ "${n:-0}" -gt 0 ]
 }
 
 # pv_sql_checks FILE [psql args]: FILE's queries print "name|t" or "name|f"
