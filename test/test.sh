@@ -83,7 +83,8 @@ run_prove() {
     local layer=$1 last
     CL_CRASH_PGPORT=${CL_TEST_CRASH_PGPORT:-$((PGPORT + 1))} \
     CL_KILL_REDIS_PORT=${CL_TEST_KILL_REDIS_PORT:-$((REDIS_PORT + 1))} \
-        bash "test/prove/$layer.sh" 2>&1 | tee "tmp/test/prove_$layer.log"
+        bash "test/prove/$layer.sh" 2>&1 | tee "tmp/test/prove_$layer.log" |
+        grep -vE "^$layer: [0-9]+ passed, [0-9]+ failed$"   # report() prints it
     last=$(grep -E "^$layer: [0-9]+ passed, [0-9]+ failed$" "tmp/test/prove_$layer.log" | tail -n 1)
     if [ -n "$last" ]; then
         set -- $last
