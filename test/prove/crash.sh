@@ -25,6 +25,8 @@ crash_part() {
     local PGPORT=$CRASH_PORT PV_DB=prove_crash ack=$PV_TMP/crash_acks.txt pgdata client_pid result
     pgdata=$CL_ROOT/tmp/crash/pg
     ( cl_pg_start crash "$CRASH_PORT" ) || { pv_fail "crash cluster did not start"; return; }
+    local mark
+    mark=$(pv_log_mark crash)
     trap 'cl_pg_stop crash' EXIT
     pv_fresh_db && pv_psql -v users=200 -v run_seconds="$RUN" -f "$PV_DIR/workload.sql" >/dev/null ||
         { pv_fail "crash workload setup"; return; }
@@ -44,8 +46,8 @@ crash_part() {
     result=$(cat "$PV_TMP/crash_client.out")
     echo "clients: $result"
     pv_check "recovery ran (the log says so)" \
-        grep -q 'database system was interrupted\|database system was not properly shut down' \
-        "$CL_ROOT/tmp/crash/postgresql.log"
+        bash -c 'grep -q "database system was interrupted\|database system was not properly shut down" <<<"$1"' \
+        _ "$(pv_log_since "$mark" crash)"
     local total after
     total=$(wc -l <"$ack")
     after=$((total - before_crash))
