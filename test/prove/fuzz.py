@@ -15,7 +15,7 @@ literal), mixed from the pools below; trailing arguments that have defaults
 are sometimes left out; three calls in ten are "coherent" (a live coupon
 with its own owner and order) so that hostile values get past the id checks.
 
-usage: fuzz.py CALLS_PER_FUNCTION SEED < functions > script.sql
+usage: fuzz.py CALLS_PER_FUNCTION SEED [RESET_LINE] < functions > script.sql
 """
 import random
 import sys
@@ -91,6 +91,9 @@ def coherent_args(types, rng):
     return args
 
 
+RESET_EVERY = 20
+
+
 def value(argtype, rng):
     pool = POOLS.get(argtype)
     if pool is None:
@@ -100,7 +103,9 @@ def value(argtype, rng):
 
 def main():
     calls, seed = int(sys.argv[1]), int(sys.argv[2])
+    reset = sys.argv[3] if len(sys.argv) > 3 else None
     rng = random.Random(seed)
+    statements = []
     for line in sys.stdin:
         line = line.rstrip("\n")
         if not line:
@@ -119,7 +124,15 @@ def main():
                 args = ", ".join(value(t, rng) for t in types[:n])
             call = "SELECT coupon_lock.%s(%s)" % (name, args)
             assert "$fz$" not in call
-            print("SELECT prove_fuzz.try('%s', $fz$%s$fz$);" % (signature.replace("'", "''"), call))
+            statements.append("SELECT prove_fuzz.try('%s', $fz$%s$fz$);" % (signature.replace("'", "''"), call))
+    # Interleaved, and every RESET_EVERY calls the reset line (fuzz.sh: drop
+    # the Redis keys the fuzzer's own locks left, so that a call with a long
+    # wait does not sit out its statement_timeout behind an earlier call).
+    rng.shuffle(statements)
+    for i, statement in enumerate(statements):
+        if reset and i % RESET_EVERY == 0:
+            print(reset)
+        print(statement)
 
 
 if __name__ == "__main__":

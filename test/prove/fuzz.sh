@@ -54,7 +54,9 @@ pv_psql -c "SELECT p.oid::regprocedure, p.proname, p.pronargs, p.pronargdefaults
              ORDER BY 1::text" >"$PV_TMP/fuzz_functions.txt"
 nfun=$(wc -l <"$PV_TMP/fuzz_functions.txt")
 echo "fuzzing $nfun functions, $CALLS calls each, seed $SEED"
-python3 "$PV_DIR/fuzz.py" "$CALLS" "$SEED" <"$PV_TMP/fuzz_functions.txt" >"$PV_TMP/fuzz_calls.sql"
+reset=()
+pv_has_function redis_lock && reset=("\\! redis-cli -p ${CL_REDIS_PORT:-6379} FLUSHDB >/dev/null")
+python3 "$PV_DIR/fuzz.py" "$CALLS" "$SEED" "${reset[@]}" <"$PV_TMP/fuzz_functions.txt" >"$PV_TMP/fuzz_calls.sql"
 
 # Bound each call; keep batches small (the quantity pool holds 2^31-1); point
 # the Redis functions, where they exist, at the test Redis.
