@@ -6,7 +6,7 @@
 CL_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CL_PGBIN=$(${PG_CONFIG:-pg_config} --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)
 CL_PACKAGES="make gcc libc6-dev postgresql-15 postgresql-server-dev-15 postgresql-client-15
- libhiredis-dev redis-server redis-tools libipc-run-perl"
+ libhiredis-dev redis-server redis-tools libipc-run-perl python3"
 
 cl_log() { printf '==> %s\n' "$*" >&2; }
 cl_die() { printf 'error: %s\n' "$*" >&2; exit 1; }

@@ -33,6 +33,9 @@ pv_done() {
 # psql on the layer's database, quiet, unaligned, stopping at the first error.
 pv_psql() { "$CL_PGBIN/psql" -X -q -At -v ON_ERROR_STOP=1 -d "${PV_DB:?}" "$@"; }
 
+# A query's result as an aligned table, for the log.
+pv_table() { "$CL_PGBIN/psql" -X -q -P footer=off -d "${PV_DB:?}" -c "$1"; }
+
 # pv_fresh_db: (re)creates $PV_DB with the extension.
 pv_fresh_db() {
     "$CL_PGBIN/psql" -X -q -d postgres -v ON_ERROR_STOP=1 \

@@ -106,7 +106,7 @@ pv_check "one backend made about $CALLS calls across the API without an error" \
     tail -n 5 "$PV_TMP/memory_pgbench.log"
 
 echo "samples (calls, memory contexts kB, RSS kB, private RSS (RssAnon) kB):"
-pv_psql -F ' ' -c "SELECT calls, contexts_bytes / 1024, rss_kb, anon_kb FROM prove_mem.sample ORDER BY calls" | column -t
+pv_table "SELECT calls, contexts_bytes / 1024 AS contexts_kb, rss_kb, anon_kb AS private_rss_kb FROM prove_mem.sample ORDER BY calls"
 # Warm-up: the first sample after a fifth of the calls (plans prepared,
 # caches filled); growth is measured from there to the last sample.
 IFS='|' read -r ctx_growth rss_growth anon_growth first last <<<"$(pv_psql -c "

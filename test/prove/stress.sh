@@ -58,9 +58,9 @@ for p in "${pids[@]}"; do
 done
 
 echo "outcomes per operation (ok, or the documented SQLSTATE):"
-pv_psql -F ' ' -c "SELECT op, result, count(*) FROM prove.outcome GROUP BY 1, 2 ORDER BY 1, 2" | column -t
+pv_table "SELECT op, result, count(*) FROM prove.outcome GROUP BY 1, 2 ORDER BY 1, 2"
 echo "ledger events per operation:"
-pv_psql -F ' ' -c "SELECT op, count(*) FROM coupon_lock.coupon_event GROUP BY 1 ORDER BY 1" | column -t
+pv_table "SELECT op, count(*) FROM coupon_lock.coupon_event GROUP BY 1 ORDER BY 1"
 
 pv_check "no unexpected SQLSTATE or failed retry check in the workload" \
     test "$(pv_psql -c 'SELECT count(*) FROM prove.unexpected')" = 0 ||

@@ -17,7 +17,8 @@ set -u
 . "$(dirname "$0")/common.sh"
 PORT=${CL_CRASH_PGPORT:-54932}
 VG=$CL_ROOT/tmp/valgrind
-command -v valgrind >/dev/null || { pv_fail "valgrind is not installed"; pv_done valgrind; exit 1; }
+command -v valgrind >/dev/null || ( cl_install_packages valgrind ) ||
+    { pv_fail "valgrind is not installed"; pv_done valgrind; exit 1; }
 
 ( cl_pg_start valgrind "$PORT" ) || { pv_fail "valgrind cluster initdb"; pv_done valgrind; exit 1; }
 cl_pg_stop valgrind
