@@ -5,6 +5,7 @@
 # Settings that point a session at a Redis, for those that exist.
 redis_opts() {
     local port=$1 opts="" s
+    pv_has_setting redis_host && opts="$opts -c coupon_lock.redis_host=127.0.0.1"
     pv_has_setting redis_port && opts="$opts -c coupon_lock.redis_port=$port"
     for s in redis_connect_timeout redis_command_timeout; do
         pv_has_setting "$s" && opts="$opts -c coupon_lock.$s=500"

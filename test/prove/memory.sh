@@ -54,11 +54,11 @@ SELECT coupon_lock.lease_renew('mem-' || :n % 100, 'h', '1 minute');
 SELECT coupon_lock.lease_check('mem-' || :n % 100, :fence);
 SELECT coupon_lock.lease_release('mem-' || :n % 100, 'h');
 PGB
-if pv_has_function redis_lock && pv_has_setting redis_port; then
+if pv_has_function redis_lock && pv_has_setting redis_host; then
     cat >>"$script" <<'PGB'
 SELECT coupon_lock.redis_lock('mem-' || :n % 100, '10 s') AS token \gset
-SELECT coupon_lock.redis_extend('mem-' || :n % 100, :'token', '10 s');
-SELECT coupon_lock.redis_unlock('mem-' || :n % 100, :'token');
+SELECT coupon_lock.redis_extend('mem-' || :n % 100, ':token', '10 s');
+SELECT coupon_lock.redis_unlock('mem-' || :n % 100, ':token');
 SELECT coupon_lock.redis_xact_lock('mem-x-' || :n % 100, '10 s');
 PGB
     pv_has_function hybrid_xact_lock &&
@@ -97,7 +97,10 @@ SELECT coupon_lock.create_batch('memory-issue', $txns + 10, 1, NULL, '1 hour');
 SQL
 b2first=$(pv_psql -c "SELECT first_coupon_id FROM coupon_lock.batch WHERE name = 'memory-issue'")
 
-"$CL_PGBIN/pgbench" -n -d "$PV_DB" -c 1 -t "$txns" -D n=0 -D b=1 -D b2first="$b2first" \
+opts=""
+pv_has_setting redis_host &&
+    opts="-c coupon_lock.redis_host=127.0.0.1 -c coupon_lock.redis_port=${CL_REDIS_PORT:-6379}"
+PGOPTIONS=$opts "$CL_PGBIN/pgbench" -n -d "$PV_DB" -c 1 -t "$txns" -D n=0 -D b=1 -D b2first="$b2first" \
     -f "$script" >"$PV_TMP/memory_pgbench.log" 2>&1
 rc=$?
 grep -E '^(number of transactions actually|number of failed|tps)' "$PV_TMP/memory_pgbench.log"

@@ -13,6 +13,7 @@ else
     # (docs/testing.md); what the extension logs is checked from here on.
     mark=$(pv_log_mark)
     seen=$("$CL_PGBIN/psql" -X -q -At -d "$PV_DB" 2>&1 <<SQL
+SET coupon_lock.redis_host = '127.0.0.1';
 SET coupon_lock.redis_port = ${CL_REDIS_PORT:-6379};
 SET ROLE prove_app;
 SELECT prove_sec.state_of('SHOW coupon_lock.redis_password');

@@ -81,20 +81,29 @@ def call_args(src, open_paren):
         i += 1
 
 
+# Macros that expand to string literals of integer formats.
+FORMAT_MACROS = {"INT64_FORMAT": "%lld", "UINT64_FORMAT": "%llu"}
+
+
 def is_literal(expr):
-    """Only adjacent string literals (and macros like CppAsString-free text)."""
+    """Only adjacent string literals and the integer format macros."""
     rest = expr.strip()
-    if not rest.startswith('"'):
+    if not rest:
         return False
     while rest:
-        if not rest.startswith('"'):
+        macro = re.match(r"(%s)\b" % "|".join(FORMAT_MACROS), rest)
+        if macro:
+            rest = rest[macro.end():].strip()
+        elif rest.startswith('"'):
+            rest = rest[skip_literal(rest, 0):].strip()
+        else:
             return False
-        j = skip_literal(rest, 0)
-        rest = rest[j:].strip()
     return True
 
 
 def literal_text(expr):
+    for macro, fmt in FORMAT_MACROS.items():
+        expr = expr.replace(macro, '"%s"' % fmt)
     return "".join(re.findall(r'"((?:[^"\\]|\\.)*)"', expr))
 
 
