@@ -106,13 +106,13 @@ COMMENT ON TABLE coupon_lock.owner_quota IS
     'coupons of a batch an owner holds in every state but revoked; checked against per_user_limit';
 
 -- Allocates contiguous coupon id ranges for create_batch; its row lock serialises
--- batch creation (a rare operation) until commit, so ranges never overlap.
+-- batch creation (a rare operation) until commit, so ranges never overlap.  The
+-- first create_batch inserts the row (so that a restored dump brings its own).
 CREATE TABLE coupon_lock.id_allocator (
     singleton      boolean NOT NULL DEFAULT true PRIMARY KEY CHECK (singleton),
     next_coupon_id bigint  NOT NULL
 );
-INSERT INTO coupon_lock.id_allocator VALUES (true, 1);
-COMMENT ON TABLE coupon_lock.id_allocator IS 'next free coupon id; one row';
+COMMENT ON TABLE coupon_lock.id_allocator IS 'next free coupon id; at most one row';
 
 SELECT pg_catalog.pg_extension_config_dump('coupon_lock.batch', '');
 SELECT pg_catalog.pg_extension_config_dump('coupon_lock.batch_id_seq', '');
@@ -197,3 +197,5 @@ REVOKE ALL ON FUNCTION coupon_lock.create_batch(text, integer, integer, timestam
                        coupon_lock.release_expired_freezes(integer),
                        coupon_lock.expire_coupons(integer)
     FROM PUBLIC;
+
+COMMENT ON SCHEMA coupon_lock IS 'coupon_lock: atomic coupon transitions, advisory, Redis and lease locks';

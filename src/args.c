@@ -10,6 +10,8 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/timestamp.h"
@@ -104,6 +106,24 @@ cl_arg_positive_interval(FunctionCallInfo fcinfo, int argno,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s must be at most %d years", argname, CL_MAX_TTL_YEARS)));
 	return d;
+}
+
+/*
+ * An interval in milliseconds: months count as 30 days, a part of a
+ * millisecond is rounded up, and anything beyond CL_MAX_INTERVAL_MS is
+ * capped there.  Negative intervals give negative numbers.
+ */
+int64
+cl_interval_ms(Datum interval)
+{
+	Interval   *iv = DatumGetIntervalP(interval);
+	double		ms;
+
+	ms = ceil(((double) iv->time +
+			   ((double) iv->month * DAYS_PER_MONTH + iv->day) * USECS_PER_DAY) / 1000.0);
+	if (ms > (double) CL_MAX_INTERVAL_MS)
+		return CL_MAX_INTERVAL_MS;
+	return (int64) ms;
 }
 
 /* max_rows of the sweeps: not NULL, at least 1. */

@@ -5,7 +5,7 @@
  *
  * Coupon ids of a batch are contiguous (claim.c maps claim draws onto
  * them).  The range comes from the one row of coupon_lock.id_allocator,
- * whose row lock serialises batch creation until commit, so two batches
+ * whose row lock (taken by an upsert) serialises batch creation until commit, so two batches
  * never share ids and a rolled-back creation leaves no gap.
  *
  *-------------------------------------------------------------------------
@@ -24,7 +24,8 @@
 PG_FUNCTION_INFO_V1(coupon_lock_create_batch);
 
 static SpiPlan allocate_plan = {
-	"UPDATE coupon_lock.id_allocator SET next_coupon_id = next_coupon_id + $1"
+	"INSERT INTO coupon_lock.id_allocator AS a (singleton, next_coupon_id) VALUES (true, 1 + $1)"
+	" ON CONFLICT (singleton) DO UPDATE SET next_coupon_id = a.next_coupon_id + $1"
 	" RETURNING next_coupon_id - $1",
 	1, {INT8OID}
 };
@@ -90,7 +91,7 @@ coupon_lock_create_batch(PG_FUNCTION_ARGS)
 
 	values[0] = Int64GetDatum((int64) quantity);
 	if (spi_run(&allocate_plan, values, NULL, 1) != 1)
-		elog(ERROR, "coupon_lock.id_allocator has no row");
+		elog(ERROR, "could not allocate coupon ids");
 	first_coupon_id = spi_int64(0, 1);
 
 	values[0] = PointerGetDatum(name);

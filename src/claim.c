@@ -19,6 +19,10 @@
  * claims leave, so it holds only what is left) with FOR UPDATE SKIP LOCKED.
  * That returns the missed coupons and, when none is left, NULL.
  *
+ * With coupon_lock.redis_guard on, a drawn coupon whose guard is held
+ * elsewhere (guard.c) is passed over like a missed draw: the claim draws
+ * again, and the leftover scan steps past it.
+ *
  * The per-user limit is taken first (coupon.c: quota_take), so a refused
  * claim consumes no draw; a claim that finds the batch sold out gives the
  * quota back.
@@ -35,6 +39,7 @@
 
 #include "coupon.h"
 #include "coupon_lock.h"
+#include "guard.h"
 #include "spi_plans.h"
 
 PG_FUNCTION_INFO_V1(coupon_lock_coupon_claim);
@@ -48,9 +53,9 @@ static SpiPlan batch_plan = {
 static SpiPlan leftover_plan = {
 	"SELECT coupon_id, version FROM coupon_lock.coupon"
 	" WHERE batch_id = $1 AND state = 'available'"
-	" ORDER BY coupon_id LIMIT 1"
+	" ORDER BY coupon_id LIMIT 1 OFFSET $2"
 	"   FOR UPDATE SKIP LOCKED",
-	1, {INT8OID}
+	2, {INT8OID, INT8OID}
 };
 
 /* The batch's claim sequence, by name in schema coupon_lock. */
@@ -75,7 +80,7 @@ static int64
 take_coupon(int64 batch_id, int32 quantity, int64 first_coupon_id, const char *owner_id)
 {
 	Oid			seq = claim_sequence(batch_id);
-	Datum		values[1] = {Int64GetDatum(batch_id)};
+	Datum		values[2] = {Int64GetDatum(batch_id), 0};
 
 	for (;;)
 	{
@@ -84,20 +89,28 @@ take_coupon(int64 batch_id, int32 quantity, int64 first_coupon_id, const char *o
 		if (n > quantity)
 			break;
 		/* an available coupon is always at version 1: nothing returns to it */
-		if (coupon_apply_claim(first_coupon_id + n - 1, 1, owner_id))
+		if (guard_coupon(first_coupon_id + n - 1, OP_CLAIM) &&
+			coupon_apply_claim(first_coupon_id + n - 1, 1, owner_id))
 			return first_coupon_id + n - 1;
 	}
 
-	/* Past the end: pick up coupons whose draw was missed. */
-	if (spi_run(&leftover_plan, values, NULL, 1) == 1)
+	/* Past the end: pick up coupons whose draw was missed (or guard was held). */
+	for (int64 skip = 0;; skip++)
 	{
-		int64		coupon_id = spi_int64(0, 1);
+		int64		coupon_id;
+		int64		version;
 
-		if (!coupon_apply_claim(coupon_id, spi_int64(0, 2), owner_id))
+		values[1] = Int64GetDatum(skip);
+		if (spi_run(&leftover_plan, values, NULL, 1) == 0)
+			return -1;
+		coupon_id = spi_int64(0, 1);
+		version = spi_int64(0, 2);
+		if (!guard_coupon(coupon_id, OP_CLAIM))
+			continue;
+		if (!coupon_apply_claim(coupon_id, version, owner_id))
 			elog(ERROR, "locked coupon %lld changed while claiming it", (long long) coupon_id);
 		return coupon_id;
 	}
-	return -1;
 }
 
 Datum

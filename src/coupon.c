@@ -6,7 +6,8 @@
  *	  coupon_revoke).
  *
  * Concurrency rules.  Every transition runs the same three steps inside
- * the caller's transaction:
+ * the caller's transaction (after the guard of guard.c, when
+ * coupon_lock.redis_guard is on):
  *
  *	1. lock_row: SELECT ... FOR UPDATE of the coupon (joined to its batch).
  *	   Two transitions of one coupon are serialised here; under REPEATABLE
@@ -36,6 +37,7 @@
 
 #include "coupon.h"
 #include "coupon_lock.h"
+#include "guard.h"
 #include "spi_plans.h"
 
 PG_FUNCTION_INFO_V1(coupon_lock_coupon_issue);
@@ -209,8 +211,9 @@ report_limit_reached(int64 batch_id, const char *owner_id, int32 per_user_limit)
 	ereport(ERROR,
 			(errcode(ERRCODE_CL_LIMIT_REACHED),
 			 errmsg("owner \"%s\" has reached the limit of batch %lld", owner_id, (long long) batch_id),
-			 errdetail("The batch allows %d coupons per owner, counting every state but \"revoked\".",
-					   per_user_limit)));
+			 errdetail_plural("The batch allows %d coupon per owner, counting every state but \"revoked\".",
+							  "The batch allows %d coupons per owner, counting every state but \"revoked\".",
+							  per_user_limit, per_user_limit)));
 }
 
 static void
@@ -429,6 +432,8 @@ coupon_transition(const CouponCall *call, bool *changed)
 	int64		version;
 
 	*changed = false;
+	if (!guard_coupon(call->coupon_id, call->op))
+		return 0;				/* a sweep passes over a coupon held elsewhere */
 	if (!lock_row(call->coupon_id, &row))
 		ereport(ERROR,
 				(errcode(ERRCODE_CL_UNKNOWN_COUPON),

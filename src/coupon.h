@@ -50,7 +50,8 @@ typedef struct CouponCall
  * Runs one transition with SPI connected: locks the coupon row, decides,
  * writes the row and a ledger row.  Returns the coupon's version after the
  * call.  *changed is false for an idempotent retry, and for a sweep
- * (release, expire) that found the row no longer eligible.
+ * (release, expire) that found the row no longer eligible or passed over
+ * a coupon whose guard is held elsewhere (then the version returned is 0).
  */
 extern int64 coupon_transition(const CouponCall *call, bool *changed);
 

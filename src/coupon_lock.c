@@ -23,4 +23,6 @@ void
 _PG_init(void)
 {
 	GucInit();
+	StatsInit();
+	RedisLockInit();
 }

@@ -39,7 +39,13 @@ extern Datum cl_arg_positive_interval(FunctionCallInfo fcinfo, int argno,
 extern int32 cl_arg_max_rows(FunctionCallInfo fcinfo, int argno);
 extern bool cl_interval_is_positive(Datum interval);
 
+/* Longest ttl or wait in milliseconds (100 years); longer ones are capped. */
+#define CL_MAX_INTERVAL_MS	INT64CONST(3153600000000)
+extern int64 cl_interval_ms(Datum interval);
+
 /* One Init per module, called from _PG_init. */
 extern void GucInit(void);
+extern void StatsInit(void);
+extern void RedisLockInit(void);
 
 #endif							/* COUPON_LOCK_H */

@@ -17,6 +17,85 @@
 
 int			cl_max_batch_quantity = 10000000;
 
+/* Redis (redis_conn.c, redis_lock.c, guard.c) */
+char	   *cl_redis_host = NULL;
+int			cl_redis_port = 6379;
+char	   *cl_redis_password = NULL;
+int			cl_redis_db = 0;
+int			cl_redis_connect_timeout = 1000;
+int			cl_redis_command_timeout = 1000;
+char	   *cl_redis_key_prefix = NULL;
+bool		cl_redis_guard = false;
+int			cl_redis_guard_wait = 5000;
+int			cl_redis_guard_ttl = 30000;
+
+/*
+ * The Redis settings.  Where Redis is and which keys the locks use are
+ * superuser-only: the guard's promise to outside holders rests on every
+ * session using the same server and prefix.  The password is also hidden
+ * from everyone but superusers (and pg_read_all_settings).  The same
+ * settings exist in a build without hiredis, so configuration files stay
+ * valid either way.
+ */
+static void
+define_redis_settings(void)
+{
+	DefineCustomStringVariable("coupon_lock.redis_host",
+							   "Sets the Redis server's host name or IP address.",
+							   "Empty means Redis is not configured: the redis_* functions raise 55000 "
+							   "and hybrid_xact_lock and the guard use the advisory lock alone.",
+							   &cl_redis_host, "",
+							   PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("coupon_lock.redis_port",
+							"Sets the Redis server's TCP port.",
+							NULL,
+							&cl_redis_port, 6379, 1, 65535,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("coupon_lock.redis_password",
+							   "Sets the password sent with AUTH on every connection to Redis.",
+							   "Empty sends no AUTH.",
+							   &cl_redis_password, "",
+							   PGC_SUSET, GUC_SUPERUSER_ONLY | GUC_NOT_IN_SAMPLE,
+							   NULL, NULL, NULL);
+	DefineCustomIntVariable("coupon_lock.redis_db",
+							"Sets the Redis database number selected on every connection.",
+							NULL,
+							&cl_redis_db, 0, 0, INT_MAX,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("coupon_lock.redis_connect_timeout",
+							"Sets the longest wait for a connection to Redis, AUTH and SELECT included.",
+							NULL,
+							&cl_redis_connect_timeout, 1000, 1, INT_MAX,
+							PGC_USERSET, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("coupon_lock.redis_command_timeout",
+							"Sets the longest wait for Redis to answer one command.",
+							"A command that takes longer fails with SQLSTATE 08006 and the connection is dropped.",
+							&cl_redis_command_timeout, 1000, 1, INT_MAX,
+							PGC_USERSET, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomStringVariable("coupon_lock.redis_key_prefix",
+							   "Sets the prefix of every Redis key coupon_lock uses.",
+							   "The Redis key of lock key k is this prefix followed by k.",
+							   &cl_redis_key_prefix, "coupon_lock:",
+							   PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable("coupon_lock.redis_guard",
+							 "Makes every coupon transition take hybrid_xact_lock('coupon:' || coupon_id) first.",
+							 NULL,
+							 &cl_redis_guard, false,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("coupon_lock.redis_guard_wait",
+							"Sets how long a coupon transition waits for its guard.",
+							"A wait that runs out fails with SQLSTATE 55P03.  Sweeps and claims never wait: "
+							"they skip a coupon whose guard is held elsewhere.",
+							&cl_redis_guard_wait, 5000, 0, INT_MAX,
+							PGC_USERSET, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("coupon_lock.redis_guard_ttl",
+							"Sets the TTL of the Redis key a coupon transition's guard takes.",
+							"The key is deleted when the transaction ends; the TTL bounds how long it "
+							"outlives a backend that dies.",
+							&cl_redis_guard_ttl, 30000, 1, INT_MAX,
+							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
+}
+
 void
 GucInit(void)
 {
@@ -27,6 +106,8 @@ GucInit(void)
 							10000000, 1, INT_MAX,
 							PGC_SUSET, 0,
 							NULL, NULL, NULL);
+
+	define_redis_settings();
 
 	MarkGUCPrefixReserved("coupon_lock");
 }

@@ -10,4 +10,16 @@
 
 extern int	cl_max_batch_quantity;
 
+/* Redis locks and the guard */
+extern char *cl_redis_host;
+extern int	cl_redis_port;
+extern char *cl_redis_password;
+extern int	cl_redis_db;
+extern int	cl_redis_connect_timeout;	/* ms */
+extern int	cl_redis_command_timeout;	/* ms */
+extern char *cl_redis_key_prefix;
+extern bool cl_redis_guard;
+extern int	cl_redis_guard_wait;	/* ms */
+extern int	cl_redis_guard_ttl;		/* ms */
+
 #endif							/* COUPON_LOCK_GUC_H */

@@ -49,7 +49,8 @@ cl_build_install() {
 }
 
 # cl_pg_start NAME PORT: a cluster in tmp/NAME/pg on 127.0.0.1:PORT, trust auth,
-# coupon_lock preloaded.  Idempotent: an already running cluster is kept.
+# coupon_lock preloaded.  Idempotent: an already running cluster is kept (on the
+# port it was started with).
 cl_pg_start() {
     local name=$1 port=$2 dir="$CL_ROOT/tmp/$1"
     mkdir -p "$dir"
@@ -65,7 +66,6 @@ cl_pg_start() {
         cat >>"$dir/pg/postgresql.conf" <<CONF
 # throwaway cluster of coupon_lock's scripts
 listen_addresses = '127.0.0.1'
-port = $port
 unix_socket_directories = ''
 shared_preload_libraries = 'coupon_lock'
 max_connections = 100
@@ -76,7 +76,7 @@ CONF
         return 0
     fi
     cl_log "starting PostgreSQL on 127.0.0.1:$port"
-    cl_as_owner "$CL_PGBIN/pg_ctl" -D "$dir/pg" -l "$dir/postgresql.log" -w -t 60 start >/dev/null ||
+    cl_as_owner "$CL_PGBIN/pg_ctl" -D "$dir/pg" -l "$dir/postgresql.log" -o "-p $port" -w -t 60 start >/dev/null ||
         { tail -n 20 "$dir/postgresql.log" >&2; cl_die "PostgreSQL did not start"; }
 }
 
@@ -86,9 +86,11 @@ cl_pg_stop() {
     cl_as_owner "$CL_PGBIN/pg_ctl" -D "$dir/pg" -m fast -w stop >/dev/null 2>&1 || true
 }
 
-# cl_redis_start NAME PORT: redis-server on 127.0.0.1:PORT, pid in tmp/NAME/redis.pid.
+# cl_redis_start NAME PORT [OPTION...]: redis-server on 127.0.0.1:PORT, pid in
+# tmp/NAME/redis.pid; further redis-server options (e.g. --requirepass) follow.
 cl_redis_start() {
     local name=$1 port=$2 dir="$CL_ROOT/tmp/$1"
+    shift 2
     mkdir -p "$dir/redis"
     if [ -f "$dir/redis.pid" ] && kill -0 "$(cat "$dir/redis.pid")" 2>/dev/null; then
         return 0
@@ -96,7 +98,7 @@ cl_redis_start() {
     cl_log "starting Redis on 127.0.0.1:$port"
     redis-server --bind 127.0.0.1 --port "$port" --daemonize yes \
         --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" --dir "$dir/redis" \
-        --save '' --appendonly no >/dev/null || cl_die "redis-server did not start"
+        --save '' --appendonly no "$@" >/dev/null || cl_die "redis-server did not start"
     local i
     for i in $(seq 50); do
         redis-cli -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1 && return 0
@@ -112,4 +114,18 @@ cl_redis_stop() {
     kill "$pid" 2>/dev/null || true
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     rm -f "$pidfile"
+}
+
+# cl_configure_redis PGPORT REDIS_PORT: points the cluster's coupon_lock.redis_*
+# settings at our Redis (ALTER SYSTEM, so no test output names the port).
+cl_configure_redis() {
+    local pg=(psql -X -q -h 127.0.0.1 -p "$1" -U postgres -d postgres)
+    "${pg[@]}" -c "ALTER SYSTEM SET coupon_lock.redis_host = '127.0.0.1'" \
+        -c "ALTER SYSTEM SET coupon_lock.redis_port = $2" -c "SELECT pg_reload_conf()" >/dev/null ||
+        cl_die "could not set coupon_lock.redis_port"
+    for _ in $(seq 50); do
+        [ "$("${pg[@]}" -Atc 'SHOW coupon_lock.redis_port')" = "$2" ] && return 0
+        sleep 0.1
+    done
+    cl_die "coupon_lock.redis_port did not take effect"
 }

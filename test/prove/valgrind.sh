@@ -37,13 +37,8 @@ done
 "$CL_PGBIN/pg_isready" -q -h 127.0.0.1 -p "$PORT" ||
     { pv_fail "postgres under valgrind did not start"; tail "$VG/postgres.log"; pv_done valgrind; exit 1; }
 
-# Point the Redis settings, where they exist, at the test Redis (as
-# test/test.sh does for its own cluster).
-if PGPORT=$PORT PV_DB=postgres pv_has_setting redis_host; then
-    PGPORT=$PORT PV_DB=postgres pv_psql -c "ALTER SYSTEM SET coupon_lock.redis_host = '127.0.0.1'" \
-        -c "ALTER SYSTEM SET coupon_lock.redis_port = ${CL_REDIS_PORT:-6379}" -c "SELECT pg_reload_conf()" >/dev/null
-    sleep 2
-fi
+# Point the Redis settings at the test Redis, as test/test.sh does.
+cl_configure_redis "$PORT" "${CL_REDIS_PORT:-6379}"
 
 # The regression suite, then a short fuzz pass (hostile input under memcheck).
 tests=$(ls "$CL_ROOT"/sql/*.sql | xargs -n1 basename | sed 's/\.sql$//' | sort)

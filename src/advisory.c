@@ -1,0 +1,368 @@
+/*-------------------------------------------------------------------------
+ *
+ * advisory.c
+ *	  Advisory locks by text key: advisory_lock, advisory_xact_lock,
+ *	  advisory_unlock, advisory_lock_id and the key memory behind the
+ *	  coupon_lock.advisory_locks view.  The only file that talks to the
+ *	  lock manager.
+ *
+ * Lock space.  A key is hashed to 64 bits with hash_bytes_extended (seed
+ * 0, so the id equals hashtextextended(key, 0)) and becomes the advisory
+ * lock tag (database, high 32 bits, low 32 bits, ADVISORY_SPACE).  Core's
+ * pg_advisory_* functions put 1 (one bigint) or 2 (two integers) in the
+ * fourth field, so no core call can ever take one of our locks, whatever
+ * its numbers.  pg_locks shows our locks with objsubid = ADVISORY_SPACE.
+ *
+ * Concurrency rules.  All waiting is the lock manager's own: FIFO among
+ * waiters, deadlock detection after deadlock_timeout (40P01), query cancel
+ * and statement_timeout interrupt a wait, pg_locks and pg_blocking_pids()
+ * show the waiter.  A call first tries without waiting (LockAcquire with
+ * dontWait), which is the whole cost of an uncontended or reentrant call;
+ * a try never jumps the queue, because a new request conflicts with the
+ * modes that waiters already ask for.  Only when the lock is busy:
+ *
+ *	- timeout NULL: a plain blocking LockAcquire, exactly like core
+ *	  pg_advisory_lock (lock_timeout, if set, raises 55P03 as usual);
+ *	- timeout '0': the failed try is the answer (false);
+ *	- a finite timeout: the blocking LockAcquire runs inside an internal
+ *	  subtransaction with lock_timeout set to the timeout for that wait
+ *	  only (the argument replaces the session's lock_timeout).  The lock
+ *	  timeout's error is caught, the subtransaction rolled back, and false
+ *	  returned: no lock, no queue entry and no aborted transaction remain.
+ *	  Every other error (deadlock, cancel, statement_timeout) rolls back
+ *	  the subtransaction and is re-thrown unchanged.
+ *
+ * Scope.  Session locks have no resource owner: they survive commit,
+ * rollback and ROLLBACK TO SAVEPOINT (also when taken inside the internal
+ * subtransaction) until advisory_unlock, pg_advisory_unlock_all(),
+ * DISCARD ALL or the end of the session.  Transaction locks belong to
+ * CurrentResourceOwner; one granted inside the internal subtransaction
+ * passes to the caller's resource owner when that subtransaction commits,
+ * so it lives until the caller's (sub)transaction ends.  Re-acquiring a
+ * held lock only bumps the lock manager's local count (reentrancy).
+ *
+ * Key memory.  The lock manager knows ids, not keys.  Each backend keeps
+ * a small table id -> key of the keys it asked to lock, so the view can
+ * show the key text of this backend's rows; rows of other backends show
+ * NULL there.  The table is bounded: when full, keys this backend no
+ * longer holds are dropped.  A key is remembered before its lock is
+ * requested, so that once the lock is granted nothing of ours can fail.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <limits.h>
+
+#include "access/xact.h"
+#include "common/hashfn.h"
+#include "datatype/timestamp.h"
+#include "miscadmin.h"
+#include "storage/lock.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+
+#include "advisory.h"
+#include "coupon_lock.h"
+#include "stats.h"
+
+PG_FUNCTION_INFO_V1(coupon_lock_advisory_lock);
+PG_FUNCTION_INFO_V1(coupon_lock_advisory_xact_lock);
+PG_FUNCTION_INFO_V1(coupon_lock_advisory_unlock);
+PG_FUNCTION_INFO_V1(coupon_lock_advisory_lock_id);
+PG_FUNCTION_INFO_V1(coupon_lock_advisory_lock_key);
+
+/*
+ * The fourth field of our lock tags: "CL" in ASCII.  Core uses 1 and 2;
+ * kept below 32768 because pg_locks shows the field as a smallint.
+ */
+#define ADVISORY_SPACE	0x434C
+
+/* Most keys remembered per backend for the view. */
+#define KEY_MEMORY_MAX	4096
+
+typedef struct KeyMemoryEntry
+{
+	int64		id;				/* hash key */
+	char	   *key;			/* in key_context */
+} KeyMemoryEntry;
+
+static HTAB *key_memory = NULL;
+static MemoryContext key_context = NULL;
+
+int64
+advisory_key_id(const char *key, int keylen)
+{
+	return (int64) hash_bytes_extended((const unsigned char *) key, keylen, 0);
+}
+
+static void
+set_tag(LOCKTAG *tag, int64 id)
+{
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId,
+						 (uint32) ((uint64) id >> 32), (uint32) id,
+						 ADVISORY_SPACE);
+}
+
+/* ---- key memory ---- */
+
+static void
+key_memory_create(void)
+{
+	HASHCTL		ctl;
+
+	key_context = AllocSetContextCreate(TopMemoryContext,
+										"coupon_lock advisory keys",
+										ALLOCSET_SMALL_SIZES);
+	ctl.keysize = sizeof(int64);
+	ctl.entrysize = sizeof(KeyMemoryEntry);
+	ctl.hcxt = key_context;
+	key_memory = hash_create("coupon_lock advisory keys", 256, &ctl,
+							 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+}
+
+/* Drops the keys of locks this backend no longer holds. */
+static void
+key_memory_prune(void)
+{
+	HASH_SEQ_STATUS status;
+	KeyMemoryEntry *e;
+
+	hash_seq_init(&status, key_memory);
+	while ((e = hash_seq_search(&status)) != NULL)
+	{
+		LOCKTAG		tag;
+
+		set_tag(&tag, e->id);
+		if (!LockHeldByMe(&tag, ExclusiveLock))
+		{
+			pfree(e->key);
+			hash_search(key_memory, &e->id, HASH_REMOVE, NULL);
+		}
+	}
+}
+
+static void
+key_memory_remember(int64 id, const char *key, int keylen)
+{
+	char	   *copy;
+	KeyMemoryEntry *e;
+
+	if (key_memory == NULL)
+		key_memory_create();
+	if (hash_search(key_memory, &id, HASH_FIND, NULL) != NULL)
+		return;
+	if (hash_get_num_entries(key_memory) >= KEY_MEMORY_MAX)
+	{
+		key_memory_prune();
+		if (hash_get_num_entries(key_memory) >= KEY_MEMORY_MAX)
+			return;				/* this backend holds that many: show NULL */
+	}
+
+	/* The copy first: an entry is never without its key. */
+	copy = MemoryContextAlloc(key_context, keylen + 1);
+	memcpy(copy, key, keylen);
+	copy[keylen] = '\0';
+	e = hash_search(key_memory, &id, HASH_ENTER, NULL);
+	e->key = copy;
+}
+
+/* ---- acquire and release ---- */
+
+/*
+ * The blocking wait, bounded by timeout_ms, inside an internal
+ * subtransaction.  Returns false when the timeout ran out.
+ */
+static bool
+wait_with_timeout(const LOCKTAG *tag, bool session_scope, int64 timeout_ms)
+{
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	volatile bool acquired = false;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcontext);
+
+	PG_TRY();
+	{
+		int			nestlevel = NewGUCNestLevel();
+		char		buf[32];
+
+		snprintf(buf, sizeof(buf), "%d", (int) Min(timeout_ms, INT_MAX));
+		(void) set_config_option("lock_timeout", buf, PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+		(void) LockAcquire(tag, ExclusiveLock, session_scope, false);
+		AtEOXact_GUC(true, nestlevel);
+
+		/* A transaction lock passes to the caller's resource owner here. */
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+		acquired = true;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcontext);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+
+		if (edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
+		{
+			if (edata->sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED)
+				stats_count(STAT_ADVISORY, STAT_DEADLOCK);
+			ReThrowError(edata);
+		}
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+
+	return acquired;
+}
+
+/* The blocking wait with no limit of ours, as core pg_advisory_lock waits. */
+static void
+wait_unbounded(const LOCKTAG *tag, bool session_scope)
+{
+	PG_TRY();
+	{
+		(void) LockAcquire(tag, ExclusiveLock, session_scope, false);
+	}
+	PG_CATCH();
+	{
+		if (geterrcode() == ERRCODE_T_R_DEADLOCK_DETECTED)
+			stats_count(STAT_ADVISORY, STAT_DEADLOCK);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+}
+
+bool
+advisory_acquire(const char *key, int keylen, bool session_scope, int64 timeout_ms)
+{
+	int64		id = advisory_key_id(key, keylen);
+	LOCKTAG		tag;
+
+	/* Before the lock is taken, so that nothing can fail once it is held. */
+	key_memory_remember(id, key, keylen);
+
+	set_tag(&tag, id);
+	if (LockAcquire(&tag, ExclusiveLock, session_scope, true) == LOCKACQUIRE_NOT_AVAIL)
+	{
+		if (timeout_ms == 0)
+		{
+			stats_count(STAT_ADVISORY, STAT_TIMED_OUT);
+			return false;
+		}
+		stats_count(STAT_ADVISORY, STAT_WAITED);
+		if (timeout_ms < 0)
+			wait_unbounded(&tag, session_scope);
+		else if (!wait_with_timeout(&tag, session_scope, timeout_ms))
+		{
+			stats_count(STAT_ADVISORY, STAT_TIMED_OUT);
+			return false;
+		}
+	}
+	stats_count(STAT_ADVISORY, STAT_ACQUIRED);
+	return true;
+}
+
+bool
+advisory_release(const char *key, int keylen)
+{
+	LOCKTAG		tag;
+
+	set_tag(&tag, advisory_key_id(key, keylen));
+	/* The lock manager warns "you don't own a lock" when it is not held. */
+	if (!LockRelease(&tag, ExclusiveLock, true))
+		return false;
+	stats_count(STAT_ADVISORY, STAT_RELEASED);
+	return true;
+}
+
+/* ---- SQL entry points ---- */
+
+/*
+ * The timeout argument in milliseconds: -1 for NULL (no limit), 0 for no
+ * wait, a part of a millisecond rounded up, beyond INT_MAX ms (24.8 days)
+ * capped there.  Months count as 30 days.
+ */
+static int64
+timeout_arg_ms(FunctionCallInfo fcinfo, int argno)
+{
+	Interval   *iv;
+	double		usecs;
+
+	if (PG_ARGISNULL(argno))
+		return -1;
+	iv = PG_GETARG_INTERVAL_P(argno);
+	usecs = (double) iv->time +
+		((double) iv->month * DAYS_PER_MONTH + iv->day) * USECS_PER_DAY;
+	if (usecs < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("timeout must not be negative")));
+	if (usecs >= (double) INT_MAX * 1000)
+		return INT_MAX;
+	return (int64) ((usecs + 999) / 1000);
+}
+
+static Datum
+advisory_lock_common(FunctionCallInfo fcinfo, bool session_scope)
+{
+	char	   *key = cl_arg_id(fcinfo, 0, "key");
+	int64		timeout_ms = timeout_arg_ms(fcinfo, 1);
+
+	PG_RETURN_BOOL(advisory_acquire(key, strlen(key), session_scope, timeout_ms));
+}
+
+Datum
+coupon_lock_advisory_lock(PG_FUNCTION_ARGS)
+{
+	return advisory_lock_common(fcinfo, true);
+}
+
+Datum
+coupon_lock_advisory_xact_lock(PG_FUNCTION_ARGS)
+{
+	return advisory_lock_common(fcinfo, false);
+}
+
+Datum
+coupon_lock_advisory_unlock(PG_FUNCTION_ARGS)
+{
+	char	   *key = cl_arg_id(fcinfo, 0, "key");
+
+	PG_RETURN_BOOL(advisory_release(key, strlen(key)));
+}
+
+Datum
+coupon_lock_advisory_lock_id(PG_FUNCTION_ARGS)
+{
+	char	   *key = cl_arg_id(fcinfo, 0, "key");
+
+	PG_RETURN_INT64(advisory_key_id(key, strlen(key)));
+}
+
+/* The key this backend locked under lock_id, or NULL (the view uses it). */
+Datum
+coupon_lock_advisory_lock_key(PG_FUNCTION_ARGS)
+{
+	int64		id;
+	KeyMemoryEntry *e;
+
+	if (PG_ARGISNULL(0) || key_memory == NULL)
+		PG_RETURN_NULL();
+	id = PG_GETARG_INT64(0);
+	e = hash_search(key_memory, &id, HASH_FIND, NULL);
+	if (e == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(e->key));
+}

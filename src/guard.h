@@ -1,0 +1,26 @@
+/*-------------------------------------------------------------------------
+ *
+ * guard.h
+ *	  hybrid_xact_lock and the coupon_lock.redis_guard hook of coupon
+ *	  transitions (guard.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef COUPON_LOCK_GUARD_H
+#define COUPON_LOCK_GUARD_H
+
+#include "postgres.h"
+
+#include "coupon.h"
+
+/*
+ * With coupon_lock.redis_guard on, takes the guard of the coupon,
+ * hybrid_xact_lock('coupon:' || coupon_id), for transition op.  Call it
+ * before the coupon's row is locked.  Returns true to go ahead; false when
+ * the caller should pass over the coupon (claims and sweeps, whose guard
+ * is held elsewhere).  A transition that waits raises 55P03 when
+ * coupon_lock.redis_guard_wait runs out.
+ */
+extern bool guard_coupon(int64 coupon_id, CouponOp op);
+
+#endif							/* COUPON_LOCK_GUARD_H */
