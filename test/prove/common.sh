@@ -19,10 +19,11 @@ pv_ok()   { echo "ok: $*"; pv_pass=$((pv_pass + 1)); }
 pv_fail() { echo "FAILED: $*"; pv_failed=$((pv_failed + 1)); }
 pv_skip() { echo "skipped: $*"; }
 
-# pv_check NAME COMMAND...: ok when the command succeeds.
+# pv_check NAME COMMAND...: ok when the command succeeds; returns 1 when it
+# failed, so that `pv_check ... || show-why` prints the evidence.
 pv_check() {
     local name=$1; shift
-    if "$@"; then pv_ok "$name"; else pv_fail "$name"; fi
+    if "$@"; then pv_ok "$name"; else pv_fail "$name"; return 1; fi
 }
 
 pv_done() {

@@ -85,17 +85,61 @@ def call_args(src, open_paren):
 FORMAT_MACROS = {"INT64_FORMAT": "%lld", "UINT64_FORMAT": "%llu"}
 
 
-def is_literal(expr):
-    """Only adjacent string literals and the integer format macros."""
+# Macros of the file under review whose body is only string literals, their
+# own parameters and other such macros (e.g. a SQL template filled with
+# literal pieces): name -> parameter names, None for an object-like macro.
+# A use of one counts as a literal when every argument is a literal.
+LITERAL_MACROS = {}
+
+
+def find_literal_macros(src):
+    LITERAL_MACROS.clear()
+    defines = re.finditer(r"^#define\s+(\w+)(\(([^)]*)\))?[ \t]*((?:.*\\\n)*.*)$", src, re.M)
+    pending = {m.group(1): ([p.strip() for p in m.group(3).split(",")] if m.group(2) else None,
+                            m.group(4).replace("\\\n", " ")) for m in defines}
+    changed = True
+    while changed:
+        changed = False
+        for name, (params, body) in pending.items():
+            if name not in LITERAL_MACROS and is_literal(body, params or []):
+                LITERAL_MACROS[name] = params
+                changed = True
+
+
+def is_literal(expr, params=()):
+    """Only adjacent string literals, the integer format macros, and uses of
+    LITERAL_MACROS (and, inside a macro body, its parameters)."""
     rest = expr.strip()
     if not rest:
         return False
     while rest:
         macro = re.match(r"(%s)\b" % "|".join(FORMAT_MACROS), rest)
+        ident = re.match(r"[A-Za-z_]\w*", rest)
         if macro:
             rest = rest[macro.end():].strip()
         elif rest.startswith('"'):
             rest = rest[skip_literal(rest, 0):].strip()
+        elif ident and ident.group(0) in params:
+            rest = rest[ident.end():].strip()
+        elif ident and ident.group(0) in LITERAL_MACROS:
+            rest = rest[ident.end():].strip()
+            if LITERAL_MACROS[ident.group(0)] is not None:
+                if not rest.startswith("("):
+                    return False
+                args = call_args(rest, 0)
+                if not all(is_literal(a, params) for a in args):
+                    return False
+                depth, i = 0, 0
+                while True:   # skip past the argument list
+                    if rest[i] == '"':
+                        i = skip_literal(rest, i)
+                        continue
+                    depth += rest[i] == "("
+                    depth -= rest[i] == ")"
+                    i += 1
+                    if depth == 0:
+                        break
+                rest = rest[i:].strip()
         else:
             return False
     return True
@@ -116,6 +160,7 @@ def enclosing_function(src, pos):
 
 def review(path, failures):
     src = strip_comments(open(path, encoding="utf-8").read())
+    find_literal_macros(src)
 
     def where(pos):
         return "%s:%d" % (path, src.count("\n", 0, pos) + 1)
