@@ -18,6 +18,9 @@
 
 #include "coupon_lock.h"
 
+/* The longest ttl accepted (a month counts as 30 days, as interval_cmp does). */
+static Interval max_ttl = {.month = 12 * CL_MAX_TTL_YEARS};
+
 static void
 require_not_null(FunctionCallInfo fcinfo, int argno, const char *argname)
 {
@@ -77,8 +80,11 @@ cl_interval_is_positive(Datum interval)
 }
 
 /*
- * An interval that must be longer than zero.  With allow_null a NULL is
- * passed through as (Datum) 0; the caller checks PG_ARGISNULL itself.
+ * An interval that must be longer than zero and at most CL_MAX_TTL_YEARS
+ * (now() + ttl must stay a valid timestamp: an enormous ttl is an argument
+ * out of range, not a "timestamp out of range" from inside the write).
+ * With allow_null a NULL is passed through as (Datum) 0; the caller checks
+ * PG_ARGISNULL itself.
  */
 Datum
 cl_arg_positive_interval(FunctionCallInfo fcinfo, int argno,
@@ -94,6 +100,11 @@ cl_arg_positive_interval(FunctionCallInfo fcinfo, int argno,
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s must be greater than zero", argname)));
+	if (DatumGetInt32(DirectFunctionCall2(interval_cmp, d,
+										  IntervalPGetDatum(&max_ttl))) > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be at most %d years", argname, CL_MAX_TTL_YEARS)));
 	return d;
 }
 

@@ -27,6 +27,9 @@
 /* Longest owner_id, order_id or lock key accepted, in bytes. */
 #define CL_MAX_ID_LEN	512
 
+/* Longest freeze ttl accepted, in years: now() + ttl stays a valid timestamp. */
+#define CL_MAX_TTL_YEARS	1000
+
 /* Argument checks (args.c): NULL -> 22004, empty or too long -> 22023. */
 extern char *cl_arg_id(FunctionCallInfo fcinfo, int argno, const char *argname);
 extern int64 cl_arg_int64(FunctionCallInfo fcinfo, int argno, const char *argname);

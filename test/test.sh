@@ -5,6 +5,7 @@
 #
 #   test/test.sh            every layer
 #   test/test.sh regress    only the named layers (regress isolation shell ...)
+#   test/test.sh valgrind   the opt-in layer (docs/testing.md)
 set -u
 . "$(dirname "$0")/lib.sh"
 cd "$CL_ROOT"
@@ -13,7 +14,7 @@ PGPORT=${CL_TEST_PGPORT:-54881}
 REDIS_PORT=${CL_TEST_REDIS_PORT:-6489}
 export PGHOST=127.0.0.1 PGPORT PGUSER=postgres CL_REDIS_PORT=$REDIS_PORT
 # nohiredis rebuilds and reinstalls the extension: keep it last.
-LAYERS=${*:-regress isolation shell nohiredis}
+LAYERS=${*:-regress isolation shell stress crash fuzz security memory nohiredis}
 
 total_pass=0
 total_fail=0
@@ -75,6 +76,30 @@ layer_shell() {
     done
     report shell "$pass" "$fail"
 }
+
+# The prove layers: test/prove/LAYER.sh, each ends with "LAYER: N passed, M
+# failed" (docs/testing.md).  The crash layer runs a cluster and a Redis of its
+# own, on the next ports up unless told otherwise.
+run_prove() {
+    local layer=$1 last
+    CL_CRASH_PGPORT=${CL_TEST_CRASH_PGPORT:-$((PGPORT + 1))} \
+    CL_KILL_REDIS_PORT=${CL_TEST_KILL_REDIS_PORT:-$((REDIS_PORT + 1))} \
+        bash "test/prove/$layer.sh" 2>&1 | tee "tmp/test/prove_$layer.log" |
+        grep -vE "^$layer: [0-9]+ passed, [0-9]+ failed$"   # report() prints it
+    last=$(grep -E "^$layer: [0-9]+ passed, [0-9]+ failed$" "tmp/test/prove_$layer.log" | tail -n 1)
+    if [ -n "$last" ]; then
+        set -- $last
+        report "$layer" "$2" "$4"
+    else
+        report "$layer" 0 1   # the script itself broke
+    fi
+}
+layer_stress()   { run_prove stress; }
+layer_crash()    { run_prove crash; }
+layer_fuzz()     { run_prove fuzz; }
+layer_security() { run_prove security; }
+layer_memory()   { run_prove memory; }
+layer_valgrind() { run_prove valgrind; }
 
 # The build without hiredis (make WITH_HIREDIS=no): the Redis regress test
 # runs against its alternative expected output, expected/redis_1.out, where
