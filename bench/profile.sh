@@ -6,13 +6,14 @@
 #
 # Builds and installs the extension, prepares a throwaway cluster under
 # tmp/profile (the extension, bench/baselines.sql, issued batches of 100k),
-# stops it, then runs each workload in a single-user backend under callgrind
-# twice, with 100 and with 100 + N operations, through PREPARE / EXECUTE (as
-# pgbench -M prepared does); the difference divided by N is the cost of one
-# operation without the backend's start-up and first-use costs.  Each
-# statement commits (synchronous_commit off: no wait, same work).  Writes
-# bench/results/instructions.md; the callgrind files stay in tmp/profile for
-# callgrind_annotate.
+# stops it, then runs each workload (freeze + unfreeze cycle, claim, and
+# advisory lock + unlock when the build has advisory_lock) in a single-user
+# backend under callgrind twice, with 100 and with 100 + N operations,
+# through PREPARE / EXECUTE (as pgbench -M prepared does); the difference
+# divided by N is the cost of one operation without the backend's start-up
+# and first-use costs.  Each statement commits (synchronous_commit off: no
+# wait, same work).  Writes bench/results/instructions.md; the callgrind
+# files stay in tmp/profile for callgrind_annotate.
 set -u
 . "$(dirname "$0")/../test/lib.sh"
 cd "$CL_ROOT"
@@ -68,6 +69,12 @@ script() {
             echo "PREPARE u(bigint, text) AS UPDATE bench_sql.coupon SET state = 'issued', order_id = NULL,"\
                  "frozen_until = NULL, version = version + 1, updated_at = now()"\
                  "WHERE coupon_id = \$1 AND state = 'frozen' AND order_id = \$2 RETURNING version;" ;;
+        advisory:ext)
+            echo "PREPARE l(text) AS SELECT coupon_lock.advisory_lock(\$1);"
+            echo "PREPARE u(text) AS SELECT coupon_lock.advisory_unlock(\$1);" ;;
+        advisory:core)
+            echo "PREPARE l(text) AS SELECT pg_advisory_lock(hashtextextended(\$1, 0));"
+            echo "PREPARE u(text) AS SELECT pg_advisory_unlock(hashtextextended(\$1, 0));" ;;
         claim:ext) echo "PREPARE c(bigint, text) AS SELECT coupon_lock.coupon_claim(\$1, \$2);" ;;
         claim:plpgsql) echo "PREPARE c(bigint, text) AS SELECT bench_plpgsql.coupon_claim(\$1, \$2);" ;;
     esac
@@ -76,6 +83,9 @@ script() {
         if [ "$w" = cycle ]; then
             echo "EXECUTE f($id, 'u$id', 'o$id');"
             echo "EXECUTE u($id, 'o$id');"
+        elif [ "$w" = advisory ]; then
+            echo "EXECUTE l('k$i');"
+            echo "EXECUTE u('k$i');"
         else
             echo "EXECUTE c(${CLAIM_BATCH[$c]}, 'p$RANDOM-$n-$i');"
         fi
@@ -107,10 +117,15 @@ chown -R "$(stat -c %U "$DIR/pg")" "$DIR"
     echo "| workload | contender | instructions per operation | contender ÷ coupon_lock (coupon_lock's CPU-bound speed-up) |"
     echo "|---|---|---:|---:|"
 } >"$OUT/instructions.md"
-for w in cycle claim; do
+# the advisory pair runs only when the build has advisory_lock
+workloads="cycle claim"
+grep -q 'FUNCTION coupon_lock.advisory_lock(' "$CL_ROOT"/install/*.sql && workloads="$workloads advisory"
+for w in $workloads; do
     ext=""
-    for c in ext plpgsql sql; do
-        [ "$w:$c" = claim:sql ] && continue
+    for c in ext plpgsql sql core; do
+        case $w:$c in
+            cycle:core | claim:sql | claim:core | advisory:plpgsql | advisory:sql) continue ;;
+        esac
         a=$(count "$w" "$c" "$WARM")
         b=$(count "$w" "$c" $((WARM + N)))
         per=$(((b - a) / N))

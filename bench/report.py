@@ -250,7 +250,7 @@ def chart(cells, tput, claim_rows):
     gp = [f"set terminal pngcairo size 1400,{600 * rows} font 'DejaVu Sans,11'",
           f"set output '{os.path.join(OUT, 'throughput.png')}'",
           f"set multiplot layout {rows},{cols}",
-          "set termoption noenhanced", "set yrange [0:*]", "set grid", "set key below font ',10'", "set format y '%.0s%c'"]
+          "set termoption noenhanced", "set yrange [0:*]", "set grid", "set key below font ',10'", "set format y '%.0f'"]
     for title, lines, xlabel, ylabel, by_clients in plots:
         if by_clients:
             gp += ["set logscale x 2", "set xtics (1, 2, 4, 8, 16, 32)", "set xrange [0.8:40]"]
