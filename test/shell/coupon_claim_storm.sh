@@ -13,7 +13,14 @@ q "CREATE EXTENSION coupon_lock" >/dev/null
 fail=0
 
 one=$(q "SELECT coupon_lock.create_batch('just one', 1, 1)")
-echo "SELECT coupon_lock.coupon_claim($one, 'user-' || (random() * 1000)::int);" >"$tmp/one.sql"
+# owners are random, so the winner may draw again: its CL005 (limit 1) is an
+# answer, not an error, as in the flash sale below
+cat >"$tmp/one.sql" <<SQL
+DO \$\$ BEGIN
+  PERFORM coupon_lock.coupon_claim($one, 'user-' || (random() * 1000)::int);
+EXCEPTION WHEN SQLSTATE 'CL005' THEN NULL;
+END \$\$;
+SQL
 "$BIN/pgbench" -n -d cl_storm -c 64 -j 2 -t 3 -f "$tmp/one.sql" >"$tmp/one.log" 2>&1 ||
     { cat "$tmp/one.log"; fail=1; }
 issued=$(q "SELECT count(*) FROM coupon_lock.coupon WHERE batch_id = $one AND state <> 'available'")
