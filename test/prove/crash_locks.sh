@@ -150,12 +150,15 @@ SQL
     ( cl_redis_start killredis "$KILL_REDIS_PORT" ) || pv_fail "could not restart Redis"
     out=$(PGOPTIONS=$opts pv_psql <<'SQL'
 DO $$
-DECLARE
-    id bigint := (SELECT coupon_id FROM coupon_lock.coupon
-                   WHERE owner_id LIKE 'probe-owner-%' AND state = 'issued' LIMIT 1);
 BEGIN
+    -- a probe coupon still issued, picked again each time: the load may
+    -- take the one picked before
     FOR i IN 1..50 LOOP
-        EXIT WHEN (prove.guarded_freeze(id, 'probe-order-after')).state = '00000';
+        EXIT WHEN (prove.guarded_freeze(
+                       (SELECT coupon_id FROM coupon_lock.coupon
+                         WHERE owner_id LIKE 'probe-owner-%' AND state = 'issued'
+                         ORDER BY random() LIMIT 1),
+                       'probe-order-after')).state = '00000';
         PERFORM pg_sleep(0.2);
     END LOOP;
 END $$;
