@@ -32,7 +32,10 @@ PG_CPPFLAGS += -DUSE_HIREDIS
 SHLIB_LINK  += -lhiredis
 endif
 
-PG_CFLAGS += -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
+PG_CFLAGS += -Wall -Wextra
+# PostgreSQL's headers are not -Wextra clean (unused parameters of inline
+# functions): include them as system headers so warnings are ours only.
+PG_CPPFLAGS += -isystem $(includedir_server) -isystem $(includedir_internal)
 
 # Debian's PGXS builds LLVM bitcode with clang when the server has JIT; the
 # extension gains nothing from JIT inlining, so do not require clang.

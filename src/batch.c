@@ -27,14 +27,14 @@ static SpiPlan allocate_plan = {
 	"INSERT INTO coupon_lock.id_allocator AS a (singleton, next_coupon_id) VALUES (true, 1 + $1)"
 	" ON CONFLICT (singleton) DO UPDATE SET next_coupon_id = a.next_coupon_id + $1"
 	" RETURNING next_coupon_id - $1",
-	1, {INT8OID}
+	1, {INT8OID}, NULL
 };
 
 static SpiPlan insert_batch_plan = {
 	"INSERT INTO coupon_lock.batch"
 	"       (name, quantity, per_user_limit, valid_until, freeze_ttl, first_coupon_id)"
 	" VALUES ($1, $2, $3, $4, $5, $6) RETURNING batch_id",
-	6, {TEXTOID, INT4OID, INT4OID, TIMESTAMPTZOID, INTERVALOID, INT8OID}
+	6, {TEXTOID, INT4OID, INT4OID, TIMESTAMPTZOID, INTERVALOID, INT8OID}, NULL
 };
 
 /*
@@ -47,7 +47,7 @@ static SpiPlan insert_coupons_plan = {
 	"        pg_catalog.upper(pg_catalog.to_hex($1 + g - 1)) || '-' ||"
 	"        pg_catalog.upper(pg_catalog.left(pg_catalog.md5(pg_catalog.gen_random_uuid()::text), 8))"
 	"   FROM pg_catalog.generate_series(1, $3) g",
-	3, {INT8OID, INT8OID, INT4OID}
+	3, {INT8OID, INT8OID, INT4OID}, NULL
 };
 
 Datum

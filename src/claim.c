@@ -47,7 +47,7 @@ PG_FUNCTION_INFO_V1(coupon_lock_coupon_claim);
 static SpiPlan batch_plan = {
 	"SELECT quantity, per_user_limit, valid_until < pg_catalog.now(), first_coupon_id"
 	"  FROM coupon_lock.batch WHERE batch_id = $1",
-	1, {INT8OID}
+	1, {INT8OID}, NULL
 };
 
 static SpiPlan leftover_plan = {
@@ -55,7 +55,7 @@ static SpiPlan leftover_plan = {
 	" WHERE batch_id = $1 AND state = 'available'"
 	" ORDER BY coupon_id LIMIT 1 OFFSET $2"
 	"   FOR UPDATE SKIP LOCKED",
-	2, {INT8OID, INT8OID}
+	2, {INT8OID, INT8OID}, NULL
 };
 
 /* The batch's claim sequence, by name in schema coupon_lock. */

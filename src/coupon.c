@@ -123,7 +123,7 @@ static SpiPlan lock_row_plan = {
 	"  FROM coupon_lock.coupon c JOIN coupon_lock.batch b ON b.batch_id = c.batch_id"
 	" WHERE c.coupon_id = $1"
 	"   FOR UPDATE OF c",
-	1, {INT8OID}
+	1, {INT8OID}, NULL
 };
 
 static SpiPlan apply_plan = {
@@ -140,7 +140,7 @@ static SpiPlan apply_plan = {
 	"        u.version, u.owner_id, $9"
 	"   FROM u"
 	" RETURNING version",
-	9, {INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID, INTERVALOID, TEXTOID, TEXTOID, TEXTOID}
+	9, {INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID, INTERVALOID, TEXTOID, TEXTOID, TEXTOID}, NULL
 };
 
 /*
@@ -167,7 +167,7 @@ static SpiPlan freeze_fast_plan = {
 			  "c.state = 'issued' AND c.owner_id = $2 AND ($4 IS NULL OR c.version = $4)"
 			  " AND " BATCH_VALID,
 			  "freeze", "issued", "$3"),
-	5, {INT8OID, TEXTOID, TEXTOID, INT8OID, INTERVALOID}
+	5, {INT8OID, TEXTOID, TEXTOID, INT8OID, INTERVALOID}, NULL
 };
 
 /* back to issued, or to expired with its batch */
@@ -177,7 +177,7 @@ static SpiPlan unfreeze_fast_plan = {
 			  " order_id = NULL, frozen_until = NULL",
 			  "c.state = 'frozen' AND c.order_id = $2 AND ($3 IS NULL OR c.version = $3)",
 			  "unfreeze", "frozen", "$2"),
-	3, {INT8OID, TEXTOID, INT8OID}
+	3, {INT8OID, TEXTOID, INT8OID}, NULL
 };
 
 static SpiPlan redeem_fast_plan = {
@@ -185,32 +185,32 @@ static SpiPlan redeem_fast_plan = {
 			  "c.state = 'frozen' AND c.order_id = $2 AND ($3 IS NULL OR c.version = $3)"
 			  " AND c.frozen_until >= pg_catalog.now() AND " BATCH_VALID,
 			  "redeem", "frozen", "$2"),
-	3, {INT8OID, TEXTOID, INT8OID}
+	3, {INT8OID, TEXTOID, INT8OID}, NULL
 };
 
 static SpiPlan last_event_plan = {
 	"SELECT op, order_id, version FROM coupon_lock.coupon_event"
 	" WHERE coupon_id = $1 ORDER BY event_id DESC LIMIT 1",
-	1, {INT8OID}
+	1, {INT8OID}, NULL
 };
 
 static SpiPlan quota_take_plan = {
 	"INSERT INTO coupon_lock.owner_quota AS q (batch_id, owner_id, held) VALUES ($1, $2, 1)"
 	" ON CONFLICT (batch_id, owner_id) DO UPDATE SET held = q.held + 1 WHERE q.held < $3"
 	" RETURNING held",
-	3, {INT8OID, TEXTOID, INT4OID}
+	3, {INT8OID, TEXTOID, INT4OID}, NULL
 };
 
 static SpiPlan quota_give_back_plan = {
 	"UPDATE coupon_lock.owner_quota SET held = held - 1"
 	" WHERE batch_id = $1 AND owner_id = $2 AND held > 0",
-	2, {INT8OID, TEXTOID}
+	2, {INT8OID, TEXTOID}, NULL
 };
 
 static CouponState
 parse_state(const char *s)
 {
-	for (int i = 0; i < lengthof(state_names); i++)
+	for (int i = 0; i < (int) lengthof(state_names); i++)
 		if (strcmp(s, state_names[i]) == 0)
 			return (CouponState) i;
 	elog(ERROR, "unknown coupon state \"%s\"", s);

@@ -63,19 +63,19 @@ static SpiPlan acquire_plan = {
 	" WHERE l.holder IS NULL OR l.holder = excluded.holder"
 	"    OR l.expires_at <= pg_catalog.clock_timestamp()"
 	" RETURNING fence",
-	3, {TEXTOID, TEXTOID, INTERVALOID}
+	3, {TEXTOID, TEXTOID, INTERVALOID}, NULL
 };
 
 static SpiPlan renew_plan = {
 	"UPDATE coupon_lock.lease SET expires_at = pg_catalog.clock_timestamp() + $3"
 	" WHERE name = $1 AND holder = $2 AND expires_at > pg_catalog.clock_timestamp()",
-	3, {TEXTOID, TEXTOID, INTERVALOID}
+	3, {TEXTOID, TEXTOID, INTERVALOID}, NULL
 };
 
 static SpiPlan release_plan = {
 	"UPDATE coupon_lock.lease SET holder = NULL, expires_at = NULL"
 	" WHERE name = $1 AND holder = $2 AND expires_at > pg_catalog.clock_timestamp()",
-	2, {TEXTOID, TEXTOID}
+	2, {TEXTOID, TEXTOID}, NULL
 };
 
 static SpiPlan check_plan = {
@@ -83,7 +83,7 @@ static SpiPlan check_plan = {
 	" WHERE name = $1 AND fence = $2 AND holder IS NOT NULL"
 	"   AND expires_at > pg_catalog.clock_timestamp()"
 	"   FOR SHARE",
-	2, {TEXTOID, INT8OID}
+	2, {TEXTOID, INT8OID}, NULL
 };
 
 /*

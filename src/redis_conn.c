@@ -701,20 +701,22 @@ redis_require(void)
 }
 
 void
-redis_run(RedisCmd *cmds, int ncmds, RedisValue *out)
+redis_run(RedisCmd *cmds pg_attribute_unused(), int ncmds pg_attribute_unused(),
+		  RedisValue *out pg_attribute_unused())
 {
 	report_not_built();
 }
 
 bool
-redis_run_quiet(RedisCmd *cmds, int ncmds, RedisValue *out, char **errmsg)
+redis_run_quiet(RedisCmd *cmds pg_attribute_unused(), int ncmds pg_attribute_unused(),
+				RedisValue *out pg_attribute_unused(), char **errmsg)
 {
 	*errmsg = pstrdup("coupon_lock was built without Redis support");
 	return false;
 }
 
 void
-redis_script_prepare(RedisScript *script)
+redis_script_prepare(RedisScript *script pg_attribute_unused())
 {
 }
 

@@ -66,13 +66,13 @@ PG_FUNCTION_INFO_V1(coupon_lock_redis_xact_lock);
 /* KEYS[1] the key, ARGV[1] the token: delete only while it holds the token. */
 static RedisScript release_script = {
 	"if redis.call('get', KEYS[1]) == ARGV[1] then "
-	"return redis.call('del', KEYS[1]) else return 0 end"
+	"return redis.call('del', KEYS[1]) else return 0 end", {0}
 };
 
 /* ARGV[2] the new ttl in ms: extend only while the key holds the token. */
 static RedisScript extend_script = {
 	"if redis.call('get', KEYS[1]) == ARGV[1] then "
-	"return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
+	"return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end", {0}
 };
 
 /* A key held until the end of the (sub)transaction that took it. */
@@ -222,7 +222,7 @@ release_list(HeldKey *list)
 }
 
 static void
-redis_xact_callback(XactEvent event, void *arg)
+redis_xact_callback(XactEvent event, void *arg pg_attribute_unused())
 {
 	HeldKey    *list = held_keys;
 
@@ -250,7 +250,7 @@ redis_xact_callback(XactEvent event, void *arg)
 
 static void
 redis_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
-					   SubTransactionId parentSubid, void *arg)
+					   SubTransactionId parentSubid, void *arg pg_attribute_unused())
 {
 	HeldKey    *aborted = NULL;
 

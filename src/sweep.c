@@ -29,7 +29,7 @@ static SpiPlan lapsed_plan = {
 	" WHERE state = 'frozen' AND frozen_until < pg_catalog.now()"
 	" ORDER BY frozen_until LIMIT $1"
 	"   FOR UPDATE SKIP LOCKED",
-	1, {INT4OID}
+	1, {INT4OID}, NULL
 };
 
 static SpiPlan expired_issued_plan = {
@@ -38,7 +38,7 @@ static SpiPlan expired_issued_plan = {
 	" WHERE b.valid_until < pg_catalog.now()"
 	" LIMIT $1"
 	"   FOR UPDATE OF c SKIP LOCKED",
-	1, {INT4OID}
+	1, {INT4OID}, NULL
 };
 
 static SpiPlan expired_available_plan = {
@@ -47,7 +47,7 @@ static SpiPlan expired_available_plan = {
 	" WHERE b.valid_until < pg_catalog.now()"
 	" LIMIT $1"
 	"   FOR UPDATE OF c SKIP LOCKED",
-	1, {INT4OID}
+	1, {INT4OID}, NULL
 };
 
 /* Picks up to max_rows candidates with `plan` and runs `op` on each. */
