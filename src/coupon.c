@@ -696,26 +696,28 @@ coupon_lock_coupon_freeze(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64(run_call(&call));
 }
 
-Datum
-coupon_lock_coupon_unfreeze(PG_FUNCTION_ARGS)
+/* unfreeze and redeem take the same arguments: (coupon_id, order_id, expected_version) */
+static int64
+run_order_call(FunctionCallInfo fcinfo, CouponOp op)
 {
-	CouponCall	call = {.op = OP_UNFREEZE};
+	CouponCall	call = {.op = op};
 
 	call.coupon_id = cl_arg_int64(fcinfo, 0, "coupon_id");
 	call.order_id = cl_arg_id(fcinfo, 1, "order_id");
 	read_expected(fcinfo, 2, &call);
-	PG_RETURN_INT64(run_call(&call));
+	return run_call(&call);
+}
+
+Datum
+coupon_lock_coupon_unfreeze(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT64(run_order_call(fcinfo, OP_UNFREEZE));
 }
 
 Datum
 coupon_lock_coupon_redeem(PG_FUNCTION_ARGS)
 {
-	CouponCall	call = {.op = OP_REDEEM};
-
-	call.coupon_id = cl_arg_int64(fcinfo, 0, "coupon_id");
-	call.order_id = cl_arg_id(fcinfo, 1, "order_id");
-	read_expected(fcinfo, 2, &call);
-	PG_RETURN_INT64(run_call(&call));
+	PG_RETURN_INT64(run_order_call(fcinfo, OP_REDEEM));
 }
 
 Datum
