@@ -213,7 +213,11 @@ parse_state(const char *s)
 	for (int i = 0; i < (int) lengthof(state_names); i++)
 		if (strcmp(s, state_names[i]) == 0)
 			return (CouponState) i;
-	elog(ERROR, "unknown coupon state \"%s\"", s);
+	/* reachable only by changing the enum or the rows by hand */
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("coupon state \"%s\" is not one coupon_lock knows", s),
+			 errhint("The type coupon_lock.coupon_state or a coupon row was changed outside the extension's functions.")));
 	return CS_AVAILABLE;		/* keep compiler quiet */
 }
 
