@@ -8,18 +8,25 @@
 # raise SQLSTATE 0A000, and the test suite uses its "no hiredis" expected output)
 
 EXTENSION  = coupon_lock
-EXTVERSION = 1.0
+EXTVERSION = 1.1
 
 MODULE_big = coupon_lock
 OBJS       = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 
-# The install script is assembled from one piece per concern, in this order,
-# so that each piece sits next to the C file that implements it.
+# The install script of the current version is assembled from one piece per
+# concern, in this order, so that each piece sits next to the C file that
+# implements it.
 INSTALL_PIECES = install/coupon.sql \
                  $(filter-out install/coupon.sql,$(sort $(wildcard install/*.sql)))
 
-DATA_built = $(EXTENSION)--$(EXTVERSION).sql
-DATA       = $(wildcard $(EXTENSION)--*--*.sql)
+# Scripts of released versions are frozen in versions/ (versions/README.md):
+# coupon_lock--1.0.sql exactly as 1.0 shipped it.  The upgrade script to the
+# current version is assembled from versions/coupon_lock--1.0--1.1/, one piece
+# per change of this release, in file-name order.
+UPGRADE_PIECES = $(sort $(wildcard versions/$(EXTENSION)--1.0--$(EXTVERSION)/*.sql))
+
+DATA_built = $(EXTENSION)--$(EXTVERSION).sql $(EXTENSION)--1.0--$(EXTVERSION).sql
+DATA       = $(wildcard versions/$(EXTENSION)--*.sql)
 
 REGRESS      = $(sort $(basename $(notdir $(wildcard sql/*.sql))))
 REGRESS_OPTS = --load-extension=$(EXTENSION)
@@ -32,6 +39,8 @@ PG_CPPFLAGS += -DUSE_HIREDIS
 SHLIB_LINK  += -lhiredis
 endif
 
+PG_CPPFLAGS += -DCL_LIBRARY_VERSION='"$(EXTVERSION)"'
+
 PG_CFLAGS += -Wall -Wextra
 # PostgreSQL's headers are not -Wextra clean (unused parameters of inline
 # functions): include them as system headers so warnings are ours only.
@@ -41,13 +50,16 @@ PG_CPPFLAGS += -isystem $(includedir_server) -isystem $(includedir_internal)
 # extension gains nothing from JIT inlining, so do not require clang.
 override with_llvm = no
 
-EXTRA_CLEAN = $(EXTENSION)--$(EXTVERSION).sql results output_iso regression.diffs regression.out
+EXTRA_CLEAN = results output_iso regression.diffs regression.out
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 $(EXTENSION)--$(EXTVERSION).sql: $(INSTALL_PIECES)
+	cat $^ > $@
+
+$(EXTENSION)--1.0--$(EXTVERSION).sql: $(UPGRADE_PIECES)
 	cat $^ > $@
 
 # Object files depend on the shared headers.

@@ -43,6 +43,15 @@ extern bool cl_interval_is_positive(Datum interval);
 #define CL_MAX_INTERVAL_MS	INT64CONST(3153600000000)
 extern int64 cl_interval_ms(Datum interval);
 
+/*
+ * Which SQL definitions this database has (version.c): the 1.1 library also
+ * serves databases still at 1.0 until ALTER EXTENSION coupon_lock UPDATE.
+ */
+#define CL_SQL_1_0	100
+#define CL_SQL_1_1	101
+extern int	cl_sql_version(void);
+extern void cl_require_sql_version(int version, const char *function_name);
+
 /* One Init per module, called from _PG_init. */
 extern void GucInit(void);
 extern void StatsInit(void);

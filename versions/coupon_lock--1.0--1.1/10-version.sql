@@ -1,0 +1,9 @@
+
+-- versions (src/version.c): the 1.1 library looks for this function to know
+-- that the database has the 1.1 definitions.
+CREATE FUNCTION coupon_lock.library_version()
+RETURNS text AS 'MODULE_PATHNAME', 'coupon_lock_library_version'
+LANGUAGE C STRICT STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION coupon_lock.library_version() IS
+    'version of the loaded coupon_lock library; pg_extension.extversion is the version of the SQL objects, older until ALTER EXTENSION coupon_lock UPDATE';
+GRANT EXECUTE ON FUNCTION coupon_lock.library_version() TO PUBLIC;
