@@ -33,6 +33,9 @@ REGRESS_OPTS = --load-extension=$(EXTENSION)
 ISOLATION      = $(sort $(basename $(notdir $(wildcard specs/*.spec))))
 ISOLATION_OPTS = --load-extension=$(EXTENSION)
 
+# Export only what PostgreSQL looks up (src/exports.map).
+SHLIB_LINK += -Wl,--version-script=$(srcdir)/src/exports.map
+
 WITH_HIREDIS ?= yes
 ifeq ($(WITH_HIREDIS),yes)
 PG_CPPFLAGS += -DUSE_HIREDIS
@@ -61,6 +64,8 @@ $(EXTENSION)--$(EXTVERSION).sql: $(INSTALL_PIECES)
 
 $(EXTENSION)--1.0--$(EXTVERSION).sql: $(UPGRADE_PIECES)
 	cat $^ > $@
+
+$(shlib): src/exports.map
 
 # Object files depend on the shared headers.
 $(OBJS): $(wildcard src/*.h)
