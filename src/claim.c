@@ -23,8 +23,9 @@
  * elsewhere (guard.c) is passed over like a missed draw: the claim draws
  * again, and the leftover scan steps past it.
  *
- * The per-user limit is taken first (coupon.c: quota_take), so a refused
- * claim consumes no draw; a claim that finds the batch sold out gives the
+ * The per-user limit is taken first (quota.c: quota_take, which also puts
+ * the owner's counter row before any coupon row), so a refused claim
+ * consumes no draw; a claim that finds the batch sold out gives the
  * quota back.
  *
  *-------------------------------------------------------------------------
@@ -40,6 +41,7 @@
 #include "coupon.h"
 #include "coupon_lock.h"
 #include "guard.h"
+#include "quota.h"
 #include "spi_plans.h"
 
 PG_FUNCTION_INFO_V1(coupon_lock_coupon_claim);

@@ -34,10 +34,9 @@
  * ever takes a transition decide() would have applied, with the same row
  * and ledger values (sql/coupon_fast_path.sql walks every rule).
  *
- * The per-user limit is a counter row per (batch, owner) in owner_quota,
- * taken with one INSERT ... ON CONFLICT DO UPDATE ... WHERE held < limit.
- * Its row lock orders two claims of the same owner; no lock-table entry is
- * used, so bulk work over many owners cannot exhaust the lock table.
+ * The per-user limit is quota.c's.  Issue and revoke change an owner's
+ * count: they lock the owner's counter row before step 1, so every call
+ * takes the counter before the coupon (quota.c has the rule and why).
  *
  *-------------------------------------------------------------------------
  */
@@ -52,6 +51,7 @@
 #include "coupon.h"
 #include "coupon_lock.h"
 #include "guard.h"
+#include "quota.h"
 #include "spi_plans.h"
 
 PG_FUNCTION_INFO_V1(coupon_lock_coupon_issue);
@@ -194,19 +194,6 @@ static SpiPlan last_event_plan = {
 	1, {INT8OID}, NULL
 };
 
-static SpiPlan quota_take_plan = {
-	"INSERT INTO coupon_lock.owner_quota AS q (batch_id, owner_id, held) VALUES ($1, $2, 1)"
-	" ON CONFLICT (batch_id, owner_id) DO UPDATE SET held = q.held + 1 WHERE q.held < $3"
-	" RETURNING held",
-	3, {INT8OID, TEXTOID, INT4OID}, NULL
-};
-
-static SpiPlan quota_give_back_plan = {
-	"UPDATE coupon_lock.owner_quota SET held = held - 1"
-	" WHERE batch_id = $1 AND owner_id = $2 AND held > 0",
-	2, {INT8OID, TEXTOID}, NULL
-};
-
 static CouponState
 parse_state(const char *s)
 {
@@ -248,7 +235,12 @@ text_datum_or_null(const char *s, char *null)
 	return s ? CStringGetTextDatum(s) : (Datum) 0;
 }
 
-/* ---- errors a caller can reach ---- */
+/* ---- errors a caller can reach (each raises an ERROR: never returns) ---- */
+
+static void report_version_mismatch(const CouponRow *row, int64 expected) pg_attribute_noreturn();
+static void report_wrong_state(const CouponRow *row, CouponOp op) pg_attribute_noreturn();
+static void report_owner_mismatch(const CouponRow *row) pg_attribute_noreturn();
+static void report_order_mismatch(const CouponRow *row) pg_attribute_noreturn();
 
 static void
 report_version_mismatch(const CouponRow *row, int64 expected)
@@ -281,17 +273,6 @@ report_batch_expired(int64 batch_id)
 			(errcode(ERRCODE_CL_BATCH_EXPIRED),
 			 errmsg("batch %lld has expired", (long long) batch_id),
 			 errdetail("Its valid_until has passed.")));
-}
-
-void
-report_limit_reached(int64 batch_id, const char *owner_id, int32 per_user_limit)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_CL_LIMIT_REACHED),
-			 errmsg("owner \"%s\" has reached the limit of batch %lld", owner_id, (long long) batch_id),
-			 errdetail_plural("The batch allows %d coupon per owner, counting every state but \"revoked\".",
-							  "The batch allows %d coupons per owner, counting every state but \"revoked\".",
-							  per_user_limit, per_user_limit)));
 }
 
 static void
@@ -561,6 +542,12 @@ coupon_transition(const CouponCall *call, bool *changed)
 		return version;
 	}
 
+	/* the owner's quota row before the coupon row (quota.h) */
+	if (call->op == OP_ISSUE)
+		cl_quota_lock_for_coupon(call->coupon_id, call->owner_id);
+	else if (call->op == OP_REVOKE)
+		cl_quota_lock_for_coupon(call->coupon_id, NULL);
+
 	if (!lock_row(call->coupon_id, &row))
 		ereport(ERROR,
 				(errcode(ERRCODE_CL_UNKNOWN_COUPON),
@@ -597,23 +584,6 @@ coupon_apply_claim(int64 coupon_id, int64 version, const char *owner_id)
 	ch.to = CS_ISSUED;
 	ch.owner_id = owner_id;
 	return apply(coupon_id, version, CS_AVAILABLE, OP_CLAIM, &ch) >= 0;
-}
-
-bool
-quota_take(int64 batch_id, const char *owner_id, int32 per_user_limit)
-{
-	Datum		values[3] = {Int64GetDatum(batch_id), CStringGetTextDatum(owner_id),
-	Int32GetDatum(per_user_limit)};
-
-	return spi_run(&quota_take_plan, values, NULL, 0) == 1;
-}
-
-void
-quota_give_back(int64 batch_id, const char *owner_id)
-{
-	Datum		values[2] = {Int64GetDatum(batch_id), CStringGetTextDatum(owner_id)};
-
-	spi_run(&quota_give_back_plan, values, NULL, 0);
 }
 
 /* ---- SQL entry points ---- */
