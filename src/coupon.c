@@ -34,6 +34,18 @@
  * ever takes a transition decide() would have applied, with the same row
  * and ledger values (sql/coupon_fast_path.sql walks every rule).
  *
+ * Clocks.  A freeze is measured from the moment it is made: frozen_until
+ * is clock_timestamp() + ttl, and a freeze has lapsed once frozen_until <
+ * clock_timestamp(), the clock leases use (lease.c).  now() is the start of
+ * the transaction: a freeze made 20 minutes into a long transaction with a
+ * 15-minute ttl would have lapsed before its commit, and a redeem late in a
+ * long transaction would still see a lapsed freeze as held.  The batch's
+ * valid_until stays on now() (a business date: one answer for the whole
+ * transaction), and release_expired_freezes selects freezes lapsed by now()
+ * (an index condition cannot use the volatile clock): those are a subset
+ * of the ones decide() sees as lapsed, so the sweep never releases a freeze
+ * that still holds.
+ *
  * The per-user limit is quota.c's.  Issue and revoke change an owner's
  * count: they lock the owner's counter row before step 1, so every call
  * takes the counter before the coupon (quota.c has the rule and why).
@@ -91,7 +103,7 @@ typedef struct CouponRow
 	char	   *owner_id;
 	char	   *order_id;
 	int64		batch_id;
-	bool		lapsed;			/* frozen_until < now() */
+	bool		lapsed;			/* frozen_until < clock_timestamp() */
 	bool		batch_expired;	/* valid_until < now() */
 	int32		per_user_limit;
 	Datum		freeze_ttl;		/* the batch's default */
@@ -103,7 +115,7 @@ typedef struct Change
 	CouponState to;
 	const char *owner_id;		/* the row's new owner_id */
 	const char *order_id;		/* the row's new order_id */
-	bool		freeze;			/* set frozen_until = now() + ttl */
+	bool		freeze;			/* set frozen_until = clock_timestamp() + ttl */
 	Datum		ttl;
 	const char *ledger_order;	/* the order the ledger row names */
 	int			quota;			/* +1: take (limit checked), -1: give back */
@@ -118,7 +130,7 @@ typedef enum Decision
 
 static SpiPlan lock_row_plan = {
 	"SELECT c.state::text, c.version, c.owner_id, c.order_id, c.batch_id,"
-	"       c.frozen_until < pg_catalog.now(), b.valid_until < pg_catalog.now(),"
+	"       c.frozen_until < pg_catalog.clock_timestamp(), b.valid_until < pg_catalog.now(),"
 	"       b.per_user_limit, b.freeze_ttl"
 	"  FROM coupon_lock.coupon c JOIN coupon_lock.batch b ON b.batch_id = c.batch_id"
 	" WHERE c.coupon_id = $1"
@@ -130,7 +142,7 @@ static SpiPlan apply_plan = {
 	"WITH u AS ("
 	"  UPDATE coupon_lock.coupon"
 	"     SET state = $3::coupon_lock.coupon_state, owner_id = $4, order_id = $5,"
-	"         frozen_until = pg_catalog.now() + $6, version = version + 1,"
+	"         frozen_until = pg_catalog.clock_timestamp() + $6, version = version + 1,"
 	"         updated_at = pg_catalog.now()"
 	"   WHERE coupon_id = $1 AND version = $2 AND state = $7::coupon_lock.coupon_state"
 	"  RETURNING coupon_id, version, owner_id)"
@@ -163,7 +175,7 @@ static SpiPlan apply_plan = {
 
 static SpiPlan freeze_fast_plan = {
 	FAST_PLAN("state = 'frozen', order_id = $3,"
-			  " frozen_until = pg_catalog.now() + COALESCE($5, b.freeze_ttl)",
+			  " frozen_until = pg_catalog.clock_timestamp() + COALESCE($5, b.freeze_ttl)",
 			  "c.state = 'issued' AND c.owner_id = $2 AND ($4 IS NULL OR c.version = $4)"
 			  " AND " BATCH_VALID,
 			  "freeze", "issued", "$3"),
@@ -183,7 +195,7 @@ static SpiPlan unfreeze_fast_plan = {
 static SpiPlan redeem_fast_plan = {
 	FAST_PLAN("state = 'redeemed', frozen_until = NULL",
 			  "c.state = 'frozen' AND c.order_id = $2 AND ($3 IS NULL OR c.version = $3)"
-			  " AND c.frozen_until >= pg_catalog.now() AND " BATCH_VALID,
+			  " AND c.frozen_until >= pg_catalog.clock_timestamp() AND " BATCH_VALID,
 			  "redeem", "frozen", "$2"),
 	3, {INT8OID, TEXTOID, INT8OID}, NULL
 };
