@@ -44,7 +44,7 @@ CREATE FUNCTION coupon_lock.coupon_row_is_valid(state coupon_lock.coupon_state, 
                                                 order_id text, frozen_until timestamptz,
                                                 version bigint)
 RETURNS boolean AS 'MODULE_PATHNAME', 'coupon_lock_coupon_row_is_valid'
-LANGUAGE C IMMUTABLE PARALLEL SAFE;
+LANGUAGE C STABLE PARALLEL SAFE;  -- STABLE: it reads pg_enum to name a state
 COMMENT ON FUNCTION coupon_lock.coupon_row_is_valid(coupon_lock.coupon_state, text, text, timestamptz, bigint) IS
     'check constraint of coupon: owner_id set exactly when issued, frozen or redeemed (free when expired or revoked), '
     'order_id exactly when frozen or redeemed, frozen_until exactly when frozen, version at least 1';
