@@ -151,9 +151,17 @@ coupon_lock_coupon_claim(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	if (spi_run(&batch_plan, values, NULL, 1) == 0)
+	{
+		if (spi_found_after_snapshot(&batch_plan, values, NULL))
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("batch %lld was created after this transaction's snapshot",
+							(long long) batch_id),
+					 errhint("Retry the transaction.")));
 		ereport(ERROR,
 				(errcode(ERRCODE_CL_UNKNOWN_BATCH),
 				 errmsg("batch %lld does not exist", (long long) batch_id)));
+	}
 	quantity = DatumGetInt32(spi_datum(0, 1, &isnull));
 	per_user_limit = DatumGetInt32(spi_datum(0, 2, &isnull));
 	if (spi_bool(0, 3))

@@ -200,6 +200,12 @@ static SpiPlan redeem_fast_plan = {
 	3, {INT8OID, TEXTOID, INT8OID}, NULL
 };
 
+/* Only when lock_row found nothing: does the coupon exist after all? */
+static SpiPlan coupon_exists_plan = {
+	"SELECT 1 FROM coupon_lock.coupon WHERE coupon_id = $1",
+	1, {INT8OID}, NULL
+};
+
 static SpiPlan last_event_plan = {
 	"SELECT op, order_id, version FROM coupon_lock.coupon_event"
 	" WHERE coupon_id = $1 ORDER BY event_id DESC LIMIT 1",
@@ -253,6 +259,7 @@ static void report_version_mismatch(const CouponRow *row, int64 expected) pg_att
 static void report_wrong_state(const CouponRow *row, CouponOp op) pg_attribute_noreturn();
 static void report_owner_mismatch(const CouponRow *row) pg_attribute_noreturn();
 static void report_order_mismatch(const CouponRow *row) pg_attribute_noreturn();
+static void report_unknown_coupon(int64 coupon_id) pg_attribute_noreturn();
 
 static void
 report_version_mismatch(const CouponRow *row, int64 expected)
@@ -264,18 +271,24 @@ report_version_mismatch(const CouponRow *row, int64 expected)
 					   (long long) row->version, state_names[row->state], (long long) expected)));
 }
 
+/* The hint for a coupon whose freeze has lapsed (0: none). */
+static int
+lapsed_freeze_hint(const CouponRow *row)
+{
+	if (row->state != CS_FROZEN || !row->lapsed)
+		return 0;
+	return errhint("Its freeze has lapsed; coupon_unfreeze by its order or release_expired_freezes() returns it to \"issued\".");
+}
+
 static void
 report_wrong_state(const CouponRow *row, CouponOp op)
 {
-	bool		lapsed_freeze = row->state == CS_FROZEN && row->lapsed;
-
 	ereport(ERROR,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 			 errmsg("cannot %s coupon %lld in state \"%s\"",
 					op_names[op], (long long) row->coupon_id, state_names[row->state]),
 			 errdetail("The current version is %lld.", (long long) row->version),
-			 lapsed_freeze ?
-			 errhint("Its freeze has lapsed; coupon_unfreeze by its order or release_expired_freezes() returns it to \"issued\".") : 0));
+			 lapsed_freeze_hint(row)));
 }
 
 void
@@ -303,7 +316,28 @@ report_order_mismatch(const CouponRow *row)
 	ereport(ERROR,
 			(errcode(ERRCODE_CL_ORDER_MISMATCH),
 			 errmsg("coupon %lld is frozen for another order", (long long) row->coupon_id),
-			 errdetail("The current version is %lld.", (long long) row->version)));
+			 errdetail("The current version is %lld.", (long long) row->version),
+			 lapsed_freeze_hint(row)));
+}
+
+/*
+ * CL001; or 40001 when the coupon exists but was created after the
+ * snapshot of a REPEATABLE READ or SERIALIZABLE transaction.
+ */
+static void
+report_unknown_coupon(int64 coupon_id)
+{
+	Datum		values[1] = {Int64GetDatum(coupon_id)};
+
+	if (spi_found_after_snapshot(&coupon_exists_plan, values, NULL))
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("coupon %lld was created after this transaction's snapshot",
+						(long long) coupon_id),
+				 errhint("Retry the transaction.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_CL_UNKNOWN_COUPON),
+			 errmsg("coupon %lld does not exist", (long long) coupon_id)));
 }
 
 /* ---- the three steps ---- */
@@ -391,6 +425,13 @@ decide(const CouponCall *call, const CouponRow *row, Change *ch)
 				return DECIDE_NOOP;
 			}
 			check_version(call, row);
+			/* held by another order: CL004 (CL003 when another owner's) */
+			if (row->state == CS_FROZEN && !same_id(row->order_id, call->order_id))
+			{
+				if (!same_id(row->owner_id, call->owner_id))
+					report_owner_mismatch(row);
+				report_order_mismatch(row);
+			}
 			if (row->state != CS_ISSUED)
 				report_wrong_state(row, call->op);
 			if (!same_id(row->owner_id, call->owner_id))
@@ -431,7 +472,7 @@ decide(const CouponCall *call, const CouponRow *row, Change *ch)
 						 errmsg("cannot redeem coupon %lld: its freeze has lapsed",
 								(long long) row->coupon_id),
 						 errdetail("The current version is %lld.", (long long) row->version),
-						 errhint("Freeze it again for the order before redeeming.")));
+						 errhint("A lapsed freeze cannot be renewed: coupon_unfreeze it for this order, then coupon_freeze it again before redeeming.")));
 			if (row->batch_expired)
 				report_batch_expired(row->batch_id);
 			ch->to = CS_REDEEMED;
@@ -561,9 +602,7 @@ coupon_transition(const CouponCall *call, bool *changed)
 		cl_quota_lock_for_coupon(call->coupon_id, NULL);
 
 	if (!lock_row(call->coupon_id, &row))
-		ereport(ERROR,
-				(errcode(ERRCODE_CL_UNKNOWN_COUPON),
-				 errmsg("coupon %lld does not exist", (long long) call->coupon_id)));
+		report_unknown_coupon(call->coupon_id);
 
 	switch (decide(call, &row, &ch))
 	{
