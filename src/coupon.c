@@ -25,14 +25,15 @@
  * The common case of freeze, unfreeze and redeem skips steps 1 and 2 (not
  * the guard): one statement writes the row and its ledger row when the row
  * already meets every rule decide() would check for that transition to
- * succeed (state,
- * owner or order, expected_version, lapse, batch validity).  The UPDATE
+ * succeed (state, owner or order, expected_version, lapse, batch validity).  The UPDATE
  * takes the row lock itself and, under READ COMMITTED, re-checks its WHERE
  * on the newest row version when it had to wait, so it is the same CAS.
  * When it writes nothing, the three steps run as above and decide() says
  * what the call gets (an error, an idempotent retry): the fast path only
  * ever takes a transition decide() would have applied, with the same row
- * and ledger values (sql/coupon_fast_path.sql walks every rule).
+ * and ledger values (sql/coupon_fast_path.sql walks every rule).  Each rule
+ * of its WHERE is a RULE_* macro, and decide() marks the twin check with
+ * the macro's name.
  *
  * Clocks.  A freeze is measured from the moment it is made: frozen_until
  * is clock_timestamp() + ttl, and a freeze has lapsed once frozen_until <
@@ -103,8 +104,8 @@ typedef struct CouponRow
 	char	   *owner_id;
 	char	   *order_id;
 	int64		batch_id;
-	bool		lapsed;			/* frozen_until < clock_timestamp() */
-	bool		batch_expired;	/* valid_until < now() */
+	bool		lapsed;			/* NOT RULE_FREEZE_HOLDS */
+	bool		batch_expired;	/* NOT RULE_BATCH_VALID */
 	int32		per_user_limit;
 	Datum		freeze_ttl;		/* the batch's default */
 } CouponRow;
@@ -128,9 +129,35 @@ typedef enum Decision
 	DECIDE_SKIP					/* sweep: row no longer eligible */
 } Decision;
 
+/*
+ * The rules of a successful freeze, unfreeze and redeem exist twice: as C
+ * in decide() and as SQL in the fast path's WHERE.  Each rule is one macro
+ * here, named RULE_*, and decide() marks its check of that rule with the
+ * same name, so a change to either side finds its twin (grep RULE_).  The
+ * two rules about time are written once, here: lock_row computes the
+ * booleans decide() reads (lapsed, batch_expired) with the same macros the
+ * fast path uses, so both paths read one clock the same way.
+ * sql/coupon_fast_path.sql runs every rule through both paths.
+ *
+ * Table aliases: c the coupon, b its batch.
+ */
+/* the freeze still holds (decide(): !row->lapsed) */
+#define RULE_FREEZE_HOLDS	"(c.frozen_until >= pg_catalog.clock_timestamp())"
+/* the batch has not ended (decide(): !row->batch_expired) */
+#define RULE_BATCH_VALID	"(b.valid_until IS NULL OR b.valid_until >= pg_catalog.now())"
+/* decide(): check_version() */
+#define RULE_VERSION_MATCHES(expected) "(" expected " IS NULL OR c.version = " expected ")"
+/* decide(), OP_FREEZE: state == CS_ISSUED && same_id(owner_id, call owner) */
+#define RULE_ISSUED_TO(owner)	"c.state = 'issued' AND c.owner_id = " owner
+/* decide(), OP_UNFREEZE and OP_REDEEM: state == CS_FROZEN && same_id(order_id, call order) */
+#define RULE_FROZEN_FOR(order)	"c.state = 'frozen' AND c.order_id = " order
+/* after_freeze(): where a freeze given up goes */
+#define RULE_AFTER_FREEZE \
+	"CASE WHEN " RULE_BATCH_VALID " THEN 'issued' ELSE 'expired' END::coupon_lock.coupon_state"
+
 static SpiPlan lock_row_plan = {
 	"SELECT c.state::text, c.version, c.owner_id, c.order_id, c.batch_id,"
-	"       c.frozen_until < pg_catalog.clock_timestamp(), b.valid_until < pg_catalog.now(),"
+	"       NOT " RULE_FREEZE_HOLDS ", NOT " RULE_BATCH_VALID ","
 	"       b.per_user_limit, b.freeze_ttl"
 	"  FROM coupon_lock.coupon c JOIN coupon_lock.batch b ON b.batch_id = c.batch_id"
 	" WHERE c.coupon_id = $1"
@@ -157,7 +184,8 @@ static SpiPlan apply_plan = {
 
 /*
  * The fast path: one plan per transition, each the success case of decide()
- * for its op as a WHERE clause.  $1 coupon_id, then the call's arguments.
+ * for its op as a WHERE clause of RULE_* macros.  $1 coupon_id, then the
+ * call's arguments.
  */
 #define FAST_PLAN(set, cond, op, from, order) \
 	"WITH u AS (" \
@@ -171,31 +199,28 @@ static SpiPlan apply_plan = {
 	" SELECT u.coupon_id, '" op "', '" from "', u.state, u.version, u.owner_id, " order \
 	"   FROM u RETURNING version"
 
-#define BATCH_VALID "(b.valid_until IS NULL OR b.valid_until >= pg_catalog.now())"
-
+/* $2 owner_id, $3 order_id, $4 expected_version, $5 ttl */
 static SpiPlan freeze_fast_plan = {
 	FAST_PLAN("state = 'frozen', order_id = $3,"
 			  " frozen_until = pg_catalog.clock_timestamp() + COALESCE($5, b.freeze_ttl)",
-			  "c.state = 'issued' AND c.owner_id = $2 AND ($4 IS NULL OR c.version = $4)"
-			  " AND " BATCH_VALID,
+			  RULE_ISSUED_TO("$2") " AND " RULE_VERSION_MATCHES("$4") " AND " RULE_BATCH_VALID,
 			  "freeze", "issued", "$3"),
 	5, {INT8OID, TEXTOID, TEXTOID, INT8OID, INTERVALOID}, NULL
 };
 
-/* back to issued, or to expired with its batch */
+/* $2 order_id, $3 expected_version; back to issued, or to expired with its batch */
 static SpiPlan unfreeze_fast_plan = {
-	FAST_PLAN("state = CASE WHEN b.valid_until < pg_catalog.now() THEN 'expired'"
-			  " ELSE 'issued' END::coupon_lock.coupon_state,"
-			  " order_id = NULL, frozen_until = NULL",
-			  "c.state = 'frozen' AND c.order_id = $2 AND ($3 IS NULL OR c.version = $3)",
+	FAST_PLAN("state = " RULE_AFTER_FREEZE ", order_id = NULL, frozen_until = NULL",
+			  RULE_FROZEN_FOR("$2") " AND " RULE_VERSION_MATCHES("$3"),
 			  "unfreeze", "frozen", "$2"),
 	3, {INT8OID, TEXTOID, INT8OID}, NULL
 };
 
+/* $2 order_id, $3 expected_version */
 static SpiPlan redeem_fast_plan = {
 	FAST_PLAN("state = 'redeemed', frozen_until = NULL",
-			  "c.state = 'frozen' AND c.order_id = $2 AND ($3 IS NULL OR c.version = $3)"
-			  " AND c.frozen_until >= pg_catalog.clock_timestamp() AND " BATCH_VALID,
+			  RULE_FROZEN_FOR("$2") " AND " RULE_VERSION_MATCHES("$3")
+			  " AND " RULE_FREEZE_HOLDS " AND " RULE_BATCH_VALID,
 			  "redeem", "frozen", "$2"),
 	3, {INT8OID, TEXTOID, INT8OID}, NULL
 };
@@ -379,6 +404,7 @@ last_released_by(const CouponRow *row, const char *order_id)
 		spi_int64(0, 3) == row->version;
 }
 
+/* RULE_VERSION_MATCHES */
 static void
 check_version(const CouponCall *call, const CouponRow *row)
 {
@@ -386,7 +412,7 @@ check_version(const CouponCall *call, const CouponRow *row)
 		report_version_mismatch(row, call->expected_version);
 }
 
-/* Where a freeze given up goes: back to issued, or expired with its batch. */
+/* Where a freeze given up goes: back to issued, or expired with its batch (RULE_AFTER_FREEZE). */
 static CouponState
 after_freeze(const CouponRow *row)
 {
@@ -396,6 +422,9 @@ after_freeze(const CouponRow *row)
 /*
  * The state machine.  Raises the caller's error, or fills *ch and says
  * whether to apply it, do nothing (idempotent retry), or skip (sweeps).
+ * The checks a successful freeze, unfreeze or redeem passes are marked
+ * with the RULE_* macro that is their SQL twin in the fast path: change
+ * both or neither.
  */
 static Decision
 decide(const CouponCall *call, const CouponRow *row, Change *ch)
@@ -432,11 +461,11 @@ decide(const CouponCall *call, const CouponRow *row, Change *ch)
 					report_owner_mismatch(row);
 				report_order_mismatch(row);
 			}
-			if (row->state != CS_ISSUED)
+			if (row->state != CS_ISSUED)	/* RULE_ISSUED_TO */
 				report_wrong_state(row, call->op);
-			if (!same_id(row->owner_id, call->owner_id))
+			if (!same_id(row->owner_id, call->owner_id))	/* RULE_ISSUED_TO */
 				report_owner_mismatch(row);
-			if (row->batch_expired)
+			if (row->batch_expired) /* RULE_BATCH_VALID */
 				report_batch_expired(row->batch_id);
 			ch->to = CS_FROZEN;
 			ch->order_id = call->order_id;
@@ -450,9 +479,9 @@ decide(const CouponCall *call, const CouponRow *row, Change *ch)
 				last_released_by(row, call->order_id))
 				return DECIDE_NOOP;
 			check_version(call, row);
-			if (row->state != CS_FROZEN)
+			if (row->state != CS_FROZEN)	/* RULE_FROZEN_FOR */
 				report_wrong_state(row, call->op);
-			if (!same_id(row->order_id, call->order_id))
+			if (!same_id(row->order_id, call->order_id))	/* RULE_FROZEN_FOR */
 				report_order_mismatch(row);
 			ch->to = after_freeze(row);
 			ch->ledger_order = row->order_id;
@@ -462,18 +491,18 @@ decide(const CouponCall *call, const CouponRow *row, Change *ch)
 			if (row->state == CS_REDEEMED && same_id(row->order_id, call->order_id))
 				return DECIDE_NOOP;
 			check_version(call, row);
-			if (row->state != CS_FROZEN)
+			if (row->state != CS_FROZEN)	/* RULE_FROZEN_FOR */
 				report_wrong_state(row, call->op);
-			if (!same_id(row->order_id, call->order_id))
+			if (!same_id(row->order_id, call->order_id))	/* RULE_FROZEN_FOR */
 				report_order_mismatch(row);
-			if (row->lapsed)
+			if (row->lapsed)	/* RULE_FREEZE_HOLDS */
 				ereport(ERROR,
 						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 						 errmsg("cannot redeem coupon %lld: its freeze has lapsed",
 								(long long) row->coupon_id),
 						 errdetail("The current version is %lld.", (long long) row->version),
 						 errhint("A lapsed freeze cannot be renewed: coupon_unfreeze it for this order, then coupon_freeze it again before redeeming.")));
-			if (row->batch_expired)
+			if (row->batch_expired) /* RULE_BATCH_VALID */
 				report_batch_expired(row->batch_id);
 			ch->to = CS_REDEEMED;
 			ch->order_id = row->order_id;
