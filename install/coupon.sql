@@ -138,7 +138,7 @@ SELECT pg_catalog.pg_extension_config_dump('coupon_lock.id_allocator', '');
 REVOKE ALL ON ALL TABLES IN SCHEMA coupon_lock FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA coupon_lock FROM PUBLIC;
 
--- Functions. All are SECURITY DEFINER with search_path pinned to pg_catalog, pg_temp
+-- Functions. All but coupon_row_is_valid are SECURITY DEFINER with search_path pinned to pg_catalog, pg_temp
 -- (every name in their SQL is schema-qualified), and none is open to PUBLIC.
 
 CREATE FUNCTION coupon_lock.create_batch(name text, quantity integer, per_user_limit integer DEFAULT 1,
@@ -166,7 +166,7 @@ CREATE FUNCTION coupon_lock.coupon_freeze(coupon_id bigint, owner_id text, order
 RETURNS bigint AS 'MODULE_PATHNAME', 'coupon_lock_coupon_freeze'
 LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION coupon_lock.coupon_freeze(bigint, text, text, bigint, interval) IS
-    'issued (owned by owner_id) -> frozen for order_id until now() + ttl (NULL: the batch''s freeze_ttl)';
+    'issued (owned by owner_id) -> frozen for order_id until clock_timestamp() + ttl (NULL: the batch''s freeze_ttl)';
 
 CREATE FUNCTION coupon_lock.coupon_unfreeze(coupon_id bigint, order_id text, expected_version bigint DEFAULT NULL)
 RETURNS bigint AS 'MODULE_PATHNAME', 'coupon_lock_coupon_unfreeze'
