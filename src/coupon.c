@@ -25,9 +25,10 @@
  * The common case of freeze, unfreeze and redeem skips steps 1 and 2 (not
  * the guard): one statement writes the row and its ledger row when the row
  * already meets every rule decide() would check for that transition to
- * succeed (state, owner or order, expected_version, lapse, batch validity).  The UPDATE
- * takes the row lock itself and, under READ COMMITTED, re-checks its WHERE
- * on the newest row version when it had to wait, so it is the same CAS.
+ * succeed (state, owner or order, expected_version, lapse, batch
+ * validity).  The UPDATE takes the row lock itself and, under READ
+ * COMMITTED, re-checks its WHERE on the newest row version when it had to
+ * wait, so it is the same CAS.
  * When it writes nothing, the three steps run as above and decide() says
  * what the call gets (an error, an idempotent retry): the fast path only
  * ever takes a transition decide() would have applied, with the same row
