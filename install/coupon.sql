@@ -44,7 +44,7 @@ CREATE FUNCTION coupon_lock.coupon_row_is_valid(state coupon_lock.coupon_state, 
                                                 order_id text, frozen_until timestamptz,
                                                 version bigint)
 RETURNS boolean AS 'MODULE_PATHNAME', 'coupon_lock_coupon_row_is_valid'
-LANGUAGE C IMMUTABLE PARALLEL SAFE;
+LANGUAGE C STABLE PARALLEL SAFE;  -- STABLE: it reads pg_enum to name a state
 COMMENT ON FUNCTION coupon_lock.coupon_row_is_valid(coupon_lock.coupon_state, text, text, timestamptz, bigint) IS
     'check constraint of coupon: owner_id set exactly when issued, frozen or redeemed (free when expired or revoked), '
     'order_id exactly when frozen or redeemed, frozen_until exactly when frozen, version at least 1';
@@ -138,7 +138,7 @@ SELECT pg_catalog.pg_extension_config_dump('coupon_lock.id_allocator', '');
 REVOKE ALL ON ALL TABLES IN SCHEMA coupon_lock FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA coupon_lock FROM PUBLIC;
 
--- Functions. All are SECURITY DEFINER with search_path pinned to pg_catalog, pg_temp
+-- Functions. All but coupon_row_is_valid are SECURITY DEFINER with search_path pinned to pg_catalog, pg_temp
 -- (every name in their SQL is schema-qualified), and none is open to PUBLIC.
 
 CREATE FUNCTION coupon_lock.create_batch(name text, quantity integer, per_user_limit integer DEFAULT 1,
@@ -166,7 +166,7 @@ CREATE FUNCTION coupon_lock.coupon_freeze(coupon_id bigint, owner_id text, order
 RETURNS bigint AS 'MODULE_PATHNAME', 'coupon_lock_coupon_freeze'
 LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION coupon_lock.coupon_freeze(bigint, text, text, bigint, interval) IS
-    'issued (owned by owner_id) -> frozen for order_id until now() + ttl (NULL: the batch''s freeze_ttl)';
+    'issued (owned by owner_id) -> frozen for order_id until clock_timestamp() + ttl (NULL: the batch''s freeze_ttl)';
 
 CREATE FUNCTION coupon_lock.coupon_unfreeze(coupon_id bigint, order_id text, expected_version bigint DEFAULT NULL)
 RETURNS bigint AS 'MODULE_PATHNAME', 'coupon_lock_coupon_unfreeze'

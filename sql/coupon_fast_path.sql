@@ -23,7 +23,7 @@ SELECT coupon_lock.coupon_freeze(:c2, 'ann', 'o3', 1);
 SELECT coupon_lock.coupon_freeze(:c2, 'ann', 'o3', 2, interval '1 hour');
 SELECT coupon_lock.coupon_freeze(:c6, 'ann', 'o4');
 SELECT coupon_id - :c1 AS n, state, order_id, version,
-       frozen_until - updated_at AS ttl FROM coupon_lock.coupon
+       date_trunc('minute', frozen_until - updated_at) AS ttl FROM coupon_lock.coupon
  WHERE batch_id = :b ORDER BY coupon_id;
 -- unfreeze: wrong order, wrong version, success, retry, wrong state
 SELECT coupon_lock.coupon_unfreeze(:c1, 'o9');

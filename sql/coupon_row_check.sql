@@ -31,3 +31,7 @@ UPDATE coupon_lock.coupon SET version = 0 WHERE coupon_id = :c;
 SELECT state, owner_id, order_id, frozen_until, version FROM coupon_lock.coupon WHERE coupon_id = :c;
 -- not callable by PUBLIC, like every function of the extension
 SELECT has_function_privilege('public', 'coupon_lock.coupon_row_is_valid(coupon_lock.coupon_state, text, text, timestamptz, bigint)', 'EXECUTE');
+-- STABLE, not IMMUTABLE: it reads the enum catalog (pg_enum) to know a state,
+-- and an IMMUTABLE function must depend on its arguments alone (issue 10 item 19)
+SELECT provolatile FROM pg_proc
+ WHERE oid = 'coupon_lock.coupon_row_is_valid(coupon_lock.coupon_state, text, text, timestamptz, bigint)'::regprocedure;

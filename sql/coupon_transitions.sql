@@ -38,7 +38,8 @@ SELECT pg_temp.st(format('SELECT coupon_lock.coupon_freeze(%s, %L, %L, 1)', :c3,
 -- freeze: issued (owned) -> frozen for the order, with frozen_until
 SELECT coupon_lock.coupon_freeze(:c1, 'alice', 'order-A');
 SELECT * FROM pg_temp.v(:b) WHERE n = 1;
-SELECT frozen_until - updated_at = interval '15 minutes' AS batch_ttl_used FROM coupon_lock.coupon WHERE coupon_id = :c1;
+-- (frozen_until is clock_timestamp() + ttl, updated_at now(): a few microseconds apart)
+SELECT frozen_until - updated_at - interval '15 minutes' BETWEEN '0' AND '1 minute' AS batch_ttl_used FROM coupon_lock.coupon WHERE coupon_id = :c1;
 -- idempotent retry: same order, current version, nothing written (even with the stale expected version)
 SELECT count(*) AS events_before FROM coupon_lock.coupon_event WHERE coupon_id = :c1 \gset
 SELECT coupon_lock.coupon_freeze(:c1, 'alice', 'order-A');
@@ -53,7 +54,7 @@ SELECT pg_temp.st(format('SELECT coupon_lock.coupon_freeze(%s, %L, %L)', :c2, 'b
 SELECT pg_temp.st(format('SELECT coupon_lock.coupon_freeze(%s, %L, %L)', :c6, 'alice', 'order-X'));
 -- an explicit ttl
 SELECT coupon_lock.coupon_freeze(:c2, 'alice', 'order-C', NULL, '90 seconds');
-SELECT frozen_until - updated_at = interval '90 seconds' AS ttl_used FROM coupon_lock.coupon WHERE coupon_id = :c2;
+SELECT frozen_until - updated_at - interval '90 seconds' BETWEEN '0' AND '1 second' AS ttl_used FROM coupon_lock.coupon WHERE coupon_id = :c2;
 
 -- unfreeze: only the holding order; frozen -> issued, order and frozen_until cleared
 SELECT pg_temp.st(format('SELECT coupon_lock.coupon_unfreeze(%s, %L)', :c2, 'order-A'));

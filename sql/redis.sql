@@ -61,7 +61,8 @@ SELECT pg_temp.err($$SELECT redis_lock(repeat('k', 513), '1s')$$);
 SELECT pg_temp.err($$SELECT redis_lock('k', NULL)$$);
 SELECT pg_temp.err($$SELECT redis_lock('k', '0')$$);
 SELECT pg_temp.err($$SELECT redis_lock('k', '-1 second')$$);
-SELECT pg_temp.err($$SELECT redis_lock('k', '1s', NULL)$$);
+-- a NULL wait is no limit, as for every wait (args.c): taken at once here, and released
+SELECT pg_temp.err($$SELECT redis_unlock('k', redis_lock('k', '1s', NULL))$$);
 SELECT pg_temp.err($$SELECT redis_lock('k', '1s', '-1 second')$$);
 SELECT pg_temp.err($$SELECT redis_xact_lock(NULL, '1s')$$);
 SELECT pg_temp.err($$SELECT redis_xact_lock('k', '0')$$);

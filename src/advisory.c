@@ -289,36 +289,11 @@ advisory_release(const char *key, int keylen)
 
 /* ---- SQL entry points ---- */
 
-/*
- * The timeout argument in milliseconds: -1 for NULL (no limit), 0 for no
- * wait, a part of a millisecond rounded up, beyond INT_MAX ms (24.8 days)
- * capped there.  Months count as 30 days.
- */
-static int64
-timeout_arg_ms(FunctionCallInfo fcinfo, int argno)
-{
-	Interval   *iv;
-	double		usecs;
-
-	if (PG_ARGISNULL(argno))
-		return -1;
-	iv = PG_GETARG_INTERVAL_P(argno);
-	usecs = (double) iv->time +
-		((double) iv->month * DAYS_PER_MONTH + iv->day) * USECS_PER_DAY;
-	if (usecs < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("timeout must not be negative")));
-	if (usecs >= (double) INT_MAX * 1000)
-		return INT_MAX;
-	return (int64) ((usecs + 999) / 1000);
-}
-
 static Datum
 advisory_lock_common(FunctionCallInfo fcinfo, bool session_scope)
 {
 	char	   *key = cl_arg_id(fcinfo, 0, "key");
-	int64		timeout_ms = timeout_arg_ms(fcinfo, 1);
+	int64		timeout_ms = cl_arg_wait_ms(fcinfo, 1, "timeout");
 
 	PG_RETURN_BOOL(advisory_acquire(key, strlen(key), session_scope, timeout_ms));
 }

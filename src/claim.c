@@ -17,14 +17,18 @@
  * sequence has passed the batch's quantity, claims fall back to an index
  * scan over the batch's still-available coupons (a partial index that
  * claims leave, so it holds only what is left) with FOR UPDATE SKIP LOCKED.
- * That returns the missed coupons and, when none is left, NULL.
+ * That returns the missed coupons.  When it finds none, the same scan runs
+ * once more without SKIP LOCKED and waits for claims still in flight on
+ * the last coupons, so that NULL (sold out) is only answered when none is
+ * left: a coupon whose claim rolls back goes to a waiting claimer.
  *
  * With coupon_lock.redis_guard on, a drawn coupon whose guard is held
  * elsewhere (guard.c) is passed over like a missed draw: the claim draws
  * again, and the leftover scan steps past it.
  *
- * The per-user limit is taken first (coupon.c: quota_take), so a refused
- * claim consumes no draw; a claim that finds the batch sold out gives the
+ * The per-user limit is taken first (quota.c: quota_take, which also puts
+ * the owner's counter row before any coupon row), so a refused claim
+ * consumes no draw; a claim that finds the batch sold out gives the
  * quota back.
  *
  *-------------------------------------------------------------------------
@@ -40,6 +44,7 @@
 #include "coupon.h"
 #include "coupon_lock.h"
 #include "guard.h"
+#include "quota.h"
 #include "spi_plans.h"
 
 PG_FUNCTION_INFO_V1(coupon_lock_coupon_claim);
@@ -55,6 +60,24 @@ static SpiPlan leftover_plan = {
 	" WHERE batch_id = $1 AND state = 'available'"
 	" ORDER BY coupon_id LIMIT 1 OFFSET $2"
 	"   FOR UPDATE SKIP LOCKED",
+	2, {INT8OID, INT8OID}, NULL
+};
+
+/*
+ * The same scan without SKIP LOCKED, run only when the first found nothing
+ * (issue 10 item 16): the coupons left may be held by claims still in
+ * flight, whose transactions may roll back.  This scan waits for them; a
+ * coupon whose claim committed is passed over (READ COMMITTED re-checks
+ * state = 'available' on the committed row, and the scan goes on to the
+ * next), one whose claim rolled back is returned.  So NULL means that no
+ * coupon is left, not that none was free at that instant.  It waits only
+ * at the very end of a batch, and only as long as those transactions.
+ */
+static SpiPlan leftover_wait_plan = {
+	"SELECT coupon_id, version FROM coupon_lock.coupon"
+	" WHERE batch_id = $1 AND state = 'available'"
+	" ORDER BY coupon_id LIMIT 1 OFFSET $2"
+	"   FOR UPDATE",
 	2, {INT8OID, INT8OID}, NULL
 };
 
@@ -101,7 +124,8 @@ take_coupon(int64 batch_id, int32 quantity, int64 first_coupon_id, const char *o
 		int64		version;
 
 		values[1] = Int64GetDatum(skip);
-		if (spi_run(&leftover_plan, values, NULL, 1) == 0)
+		if (spi_run(&leftover_plan, values, NULL, 1) == 0 &&
+			spi_run(&leftover_wait_plan, values, NULL, 1) == 0)
 			return -1;
 		coupon_id = spi_int64(0, 1);
 		version = spi_int64(0, 2);
@@ -127,9 +151,17 @@ coupon_lock_coupon_claim(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	if (spi_run(&batch_plan, values, NULL, 1) == 0)
+	{
+		if (spi_found_after_snapshot(&batch_plan, values, NULL))
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("batch %lld was created after this transaction's snapshot",
+							(long long) batch_id),
+					 errhint("Retry the transaction.")));
 		ereport(ERROR,
 				(errcode(ERRCODE_CL_UNKNOWN_BATCH),
 				 errmsg("batch %lld does not exist", (long long) batch_id)));
+	}
 	quantity = DatumGetInt32(spi_datum(0, 1, &isnull));
 	per_user_limit = DatumGetInt32(spi_datum(0, 2, &isnull));
 	if (spi_bool(0, 3))

@@ -25,19 +25,32 @@
  * The common case of freeze, unfreeze and redeem skips steps 1 and 2 (not
  * the guard): one statement writes the row and its ledger row when the row
  * already meets every rule decide() would check for that transition to
- * succeed (state,
- * owner or order, expected_version, lapse, batch validity).  The UPDATE
- * takes the row lock itself and, under READ COMMITTED, re-checks its WHERE
- * on the newest row version when it had to wait, so it is the same CAS.
+ * succeed (state, owner or order, expected_version, lapse, batch
+ * validity).  The UPDATE takes the row lock itself and, under READ
+ * COMMITTED, re-checks its WHERE on the newest row version when it had to
+ * wait, so it is the same CAS.
  * When it writes nothing, the three steps run as above and decide() says
  * what the call gets (an error, an idempotent retry): the fast path only
  * ever takes a transition decide() would have applied, with the same row
- * and ledger values (sql/coupon_fast_path.sql walks every rule).
+ * and ledger values (sql/coupon_fast_path.sql walks every rule).  Each rule
+ * of its WHERE is a RULE_* macro, and decide() marks the twin check with
+ * the macro's name.
  *
- * The per-user limit is a counter row per (batch, owner) in owner_quota,
- * taken with one INSERT ... ON CONFLICT DO UPDATE ... WHERE held < limit.
- * Its row lock orders two claims of the same owner; no lock-table entry is
- * used, so bulk work over many owners cannot exhaust the lock table.
+ * Clocks.  A freeze is measured from the moment it is made: frozen_until
+ * is clock_timestamp() + ttl, and a freeze has lapsed once frozen_until <
+ * clock_timestamp(), the clock leases use (lease.c).  now() is the start of
+ * the transaction: a freeze made 20 minutes into a long transaction with a
+ * 15-minute ttl would have lapsed before its commit, and a redeem late in a
+ * long transaction would still see a lapsed freeze as held.  The batch's
+ * valid_until stays on now() (a business date: one answer for the whole
+ * transaction), and release_expired_freezes selects freezes lapsed by now()
+ * (an index condition cannot use the volatile clock): those are a subset
+ * of the ones decide() sees as lapsed, so the sweep never releases a freeze
+ * that still holds.
+ *
+ * The per-user limit is quota.c's.  Issue and revoke change an owner's
+ * count: they lock the owner's counter row before step 1, so every call
+ * takes the counter before the coupon (quota.c has the rule and why).
  *
  *-------------------------------------------------------------------------
  */
@@ -52,6 +65,7 @@
 #include "coupon.h"
 #include "coupon_lock.h"
 #include "guard.h"
+#include "quota.h"
 #include "spi_plans.h"
 
 PG_FUNCTION_INFO_V1(coupon_lock_coupon_issue);
@@ -91,8 +105,8 @@ typedef struct CouponRow
 	char	   *owner_id;
 	char	   *order_id;
 	int64		batch_id;
-	bool		lapsed;			/* frozen_until < now() */
-	bool		batch_expired;	/* valid_until < now() */
+	bool		lapsed;			/* NOT RULE_FREEZE_HOLDS */
+	bool		batch_expired;	/* NOT RULE_BATCH_VALID */
 	int32		per_user_limit;
 	Datum		freeze_ttl;		/* the batch's default */
 } CouponRow;
@@ -103,7 +117,7 @@ typedef struct Change
 	CouponState to;
 	const char *owner_id;		/* the row's new owner_id */
 	const char *order_id;		/* the row's new order_id */
-	bool		freeze;			/* set frozen_until = now() + ttl */
+	bool		freeze;			/* set frozen_until = clock_timestamp() + ttl */
 	Datum		ttl;
 	const char *ledger_order;	/* the order the ledger row names */
 	int			quota;			/* +1: take (limit checked), -1: give back */
@@ -116,9 +130,35 @@ typedef enum Decision
 	DECIDE_SKIP					/* sweep: row no longer eligible */
 } Decision;
 
+/*
+ * The rules of a successful freeze, unfreeze and redeem exist twice: as C
+ * in decide() and as SQL in the fast path's WHERE.  Each rule is one macro
+ * here, named RULE_*, and decide() marks its check of that rule with the
+ * same name, so a change to either side finds its twin (grep RULE_).  The
+ * two rules about time are written once, here: lock_row computes the
+ * booleans decide() reads (lapsed, batch_expired) with the same macros the
+ * fast path uses, so both paths read one clock the same way.
+ * sql/coupon_fast_path.sql runs every rule through both paths.
+ *
+ * Table aliases: c the coupon, b its batch.
+ */
+/* the freeze still holds (decide(): !row->lapsed) */
+#define RULE_FREEZE_HOLDS	"(c.frozen_until >= pg_catalog.clock_timestamp())"
+/* the batch has not ended (decide(): !row->batch_expired) */
+#define RULE_BATCH_VALID	"(b.valid_until IS NULL OR b.valid_until >= pg_catalog.now())"
+/* decide(): check_version() */
+#define RULE_VERSION_MATCHES(expected) "(" expected " IS NULL OR c.version = " expected ")"
+/* decide(), OP_FREEZE: state == CS_ISSUED && same_id(owner_id, call owner) */
+#define RULE_ISSUED_TO(owner)	"c.state = 'issued' AND c.owner_id = " owner
+/* decide(), OP_UNFREEZE and OP_REDEEM: state == CS_FROZEN && same_id(order_id, call order) */
+#define RULE_FROZEN_FOR(order)	"c.state = 'frozen' AND c.order_id = " order
+/* after_freeze(): where a freeze given up goes */
+#define RULE_AFTER_FREEZE \
+	"CASE WHEN " RULE_BATCH_VALID " THEN 'issued' ELSE 'expired' END::coupon_lock.coupon_state"
+
 static SpiPlan lock_row_plan = {
 	"SELECT c.state::text, c.version, c.owner_id, c.order_id, c.batch_id,"
-	"       c.frozen_until < pg_catalog.now(), b.valid_until < pg_catalog.now(),"
+	"       NOT " RULE_FREEZE_HOLDS ", NOT " RULE_BATCH_VALID ","
 	"       b.per_user_limit, b.freeze_ttl"
 	"  FROM coupon_lock.coupon c JOIN coupon_lock.batch b ON b.batch_id = c.batch_id"
 	" WHERE c.coupon_id = $1"
@@ -130,7 +170,7 @@ static SpiPlan apply_plan = {
 	"WITH u AS ("
 	"  UPDATE coupon_lock.coupon"
 	"     SET state = $3::coupon_lock.coupon_state, owner_id = $4, order_id = $5,"
-	"         frozen_until = pg_catalog.now() + $6, version = version + 1,"
+	"         frozen_until = pg_catalog.clock_timestamp() + $6, version = version + 1,"
 	"         updated_at = pg_catalog.now()"
 	"   WHERE coupon_id = $1 AND version = $2 AND state = $7::coupon_lock.coupon_state"
 	"  RETURNING coupon_id, version, owner_id)"
@@ -145,7 +185,8 @@ static SpiPlan apply_plan = {
 
 /*
  * The fast path: one plan per transition, each the success case of decide()
- * for its op as a WHERE clause.  $1 coupon_id, then the call's arguments.
+ * for its op as a WHERE clause of RULE_* macros.  $1 coupon_id, then the
+ * call's arguments.
  */
 #define FAST_PLAN(set, cond, op, from, order) \
 	"WITH u AS (" \
@@ -159,52 +200,42 @@ static SpiPlan apply_plan = {
 	" SELECT u.coupon_id, '" op "', '" from "', u.state, u.version, u.owner_id, " order \
 	"   FROM u RETURNING version"
 
-#define BATCH_VALID "(b.valid_until IS NULL OR b.valid_until >= pg_catalog.now())"
-
+/* $2 owner_id, $3 order_id, $4 expected_version, $5 ttl */
 static SpiPlan freeze_fast_plan = {
 	FAST_PLAN("state = 'frozen', order_id = $3,"
-			  " frozen_until = pg_catalog.now() + COALESCE($5, b.freeze_ttl)",
-			  "c.state = 'issued' AND c.owner_id = $2 AND ($4 IS NULL OR c.version = $4)"
-			  " AND " BATCH_VALID,
+			  " frozen_until = pg_catalog.clock_timestamp() + COALESCE($5, b.freeze_ttl)",
+			  RULE_ISSUED_TO("$2") " AND " RULE_VERSION_MATCHES("$4") " AND " RULE_BATCH_VALID,
 			  "freeze", "issued", "$3"),
 	5, {INT8OID, TEXTOID, TEXTOID, INT8OID, INTERVALOID}, NULL
 };
 
-/* back to issued, or to expired with its batch */
+/* $2 order_id, $3 expected_version; back to issued, or to expired with its batch */
 static SpiPlan unfreeze_fast_plan = {
-	FAST_PLAN("state = CASE WHEN b.valid_until < pg_catalog.now() THEN 'expired'"
-			  " ELSE 'issued' END::coupon_lock.coupon_state,"
-			  " order_id = NULL, frozen_until = NULL",
-			  "c.state = 'frozen' AND c.order_id = $2 AND ($3 IS NULL OR c.version = $3)",
+	FAST_PLAN("state = " RULE_AFTER_FREEZE ", order_id = NULL, frozen_until = NULL",
+			  RULE_FROZEN_FOR("$2") " AND " RULE_VERSION_MATCHES("$3"),
 			  "unfreeze", "frozen", "$2"),
 	3, {INT8OID, TEXTOID, INT8OID}, NULL
 };
 
+/* $2 order_id, $3 expected_version */
 static SpiPlan redeem_fast_plan = {
 	FAST_PLAN("state = 'redeemed', frozen_until = NULL",
-			  "c.state = 'frozen' AND c.order_id = $2 AND ($3 IS NULL OR c.version = $3)"
-			  " AND c.frozen_until >= pg_catalog.now() AND " BATCH_VALID,
+			  RULE_FROZEN_FOR("$2") " AND " RULE_VERSION_MATCHES("$3")
+			  " AND " RULE_FREEZE_HOLDS " AND " RULE_BATCH_VALID,
 			  "redeem", "frozen", "$2"),
 	3, {INT8OID, TEXTOID, INT8OID}, NULL
+};
+
+/* Only when lock_row found nothing: does the coupon exist after all? */
+static SpiPlan coupon_exists_plan = {
+	"SELECT 1 FROM coupon_lock.coupon WHERE coupon_id = $1",
+	1, {INT8OID}, NULL
 };
 
 static SpiPlan last_event_plan = {
 	"SELECT op, order_id, version FROM coupon_lock.coupon_event"
 	" WHERE coupon_id = $1 ORDER BY event_id DESC LIMIT 1",
 	1, {INT8OID}, NULL
-};
-
-static SpiPlan quota_take_plan = {
-	"INSERT INTO coupon_lock.owner_quota AS q (batch_id, owner_id, held) VALUES ($1, $2, 1)"
-	" ON CONFLICT (batch_id, owner_id) DO UPDATE SET held = q.held + 1 WHERE q.held < $3"
-	" RETURNING held",
-	3, {INT8OID, TEXTOID, INT4OID}, NULL
-};
-
-static SpiPlan quota_give_back_plan = {
-	"UPDATE coupon_lock.owner_quota SET held = held - 1"
-	" WHERE batch_id = $1 AND owner_id = $2 AND held > 0",
-	2, {INT8OID, TEXTOID}, NULL
 };
 
 static CouponState
@@ -248,7 +279,13 @@ text_datum_or_null(const char *s, char *null)
 	return s ? CStringGetTextDatum(s) : (Datum) 0;
 }
 
-/* ---- errors a caller can reach ---- */
+/* ---- errors a caller can reach (each raises an ERROR: never returns) ---- */
+
+static void report_version_mismatch(const CouponRow *row, int64 expected) pg_attribute_noreturn();
+static void report_wrong_state(const CouponRow *row, CouponOp op) pg_attribute_noreturn();
+static void report_owner_mismatch(const CouponRow *row) pg_attribute_noreturn();
+static void report_order_mismatch(const CouponRow *row) pg_attribute_noreturn();
+static void report_unknown_coupon(int64 coupon_id) pg_attribute_noreturn();
 
 static void
 report_version_mismatch(const CouponRow *row, int64 expected)
@@ -260,18 +297,24 @@ report_version_mismatch(const CouponRow *row, int64 expected)
 					   (long long) row->version, state_names[row->state], (long long) expected)));
 }
 
+/* The hint for a coupon whose freeze has lapsed (0: none). */
+static int
+lapsed_freeze_hint(const CouponRow *row)
+{
+	if (row->state != CS_FROZEN || !row->lapsed)
+		return 0;
+	return errhint("Its freeze has lapsed; coupon_unfreeze by its order or release_expired_freezes() returns it to \"issued\".");
+}
+
 static void
 report_wrong_state(const CouponRow *row, CouponOp op)
 {
-	bool		lapsed_freeze = row->state == CS_FROZEN && row->lapsed;
-
 	ereport(ERROR,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 			 errmsg("cannot %s coupon %lld in state \"%s\"",
 					op_names[op], (long long) row->coupon_id, state_names[row->state]),
 			 errdetail("The current version is %lld.", (long long) row->version),
-			 lapsed_freeze ?
-			 errhint("Its freeze has lapsed; coupon_unfreeze by its order or release_expired_freezes() returns it to \"issued\".") : 0));
+			 lapsed_freeze_hint(row)));
 }
 
 void
@@ -281,17 +324,6 @@ report_batch_expired(int64 batch_id)
 			(errcode(ERRCODE_CL_BATCH_EXPIRED),
 			 errmsg("batch %lld has expired", (long long) batch_id),
 			 errdetail("Its valid_until has passed.")));
-}
-
-void
-report_limit_reached(int64 batch_id, const char *owner_id, int32 per_user_limit)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_CL_LIMIT_REACHED),
-			 errmsg("owner \"%s\" has reached the limit of batch %lld", owner_id, (long long) batch_id),
-			 errdetail_plural("The batch allows %d coupon per owner, counting every state but \"revoked\".",
-							  "The batch allows %d coupons per owner, counting every state but \"revoked\".",
-							  per_user_limit, per_user_limit)));
 }
 
 static void
@@ -310,7 +342,28 @@ report_order_mismatch(const CouponRow *row)
 	ereport(ERROR,
 			(errcode(ERRCODE_CL_ORDER_MISMATCH),
 			 errmsg("coupon %lld is frozen for another order", (long long) row->coupon_id),
-			 errdetail("The current version is %lld.", (long long) row->version)));
+			 errdetail("The current version is %lld.", (long long) row->version),
+			 lapsed_freeze_hint(row)));
+}
+
+/*
+ * CL001; or 40001 when the coupon exists but was created after the
+ * snapshot of a REPEATABLE READ or SERIALIZABLE transaction.
+ */
+static void
+report_unknown_coupon(int64 coupon_id)
+{
+	Datum		values[1] = {Int64GetDatum(coupon_id)};
+
+	if (spi_found_after_snapshot(&coupon_exists_plan, values, NULL))
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("coupon %lld was created after this transaction's snapshot",
+						(long long) coupon_id),
+				 errhint("Retry the transaction.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_CL_UNKNOWN_COUPON),
+			 errmsg("coupon %lld does not exist", (long long) coupon_id)));
 }
 
 /* ---- the three steps ---- */
@@ -352,6 +405,7 @@ last_released_by(const CouponRow *row, const char *order_id)
 		spi_int64(0, 3) == row->version;
 }
 
+/* RULE_VERSION_MATCHES */
 static void
 check_version(const CouponCall *call, const CouponRow *row)
 {
@@ -359,7 +413,7 @@ check_version(const CouponCall *call, const CouponRow *row)
 		report_version_mismatch(row, call->expected_version);
 }
 
-/* Where a freeze given up goes: back to issued, or expired with its batch. */
+/* Where a freeze given up goes: back to issued, or expired with its batch (RULE_AFTER_FREEZE). */
 static CouponState
 after_freeze(const CouponRow *row)
 {
@@ -369,6 +423,9 @@ after_freeze(const CouponRow *row)
 /*
  * The state machine.  Raises the caller's error, or fills *ch and says
  * whether to apply it, do nothing (idempotent retry), or skip (sweeps).
+ * The checks a successful freeze, unfreeze or redeem passes are marked
+ * with the RULE_* macro that is their SQL twin in the fast path: change
+ * both or neither.
  */
 static Decision
 decide(const CouponCall *call, const CouponRow *row, Change *ch)
@@ -398,11 +455,18 @@ decide(const CouponCall *call, const CouponRow *row, Change *ch)
 				return DECIDE_NOOP;
 			}
 			check_version(call, row);
-			if (row->state != CS_ISSUED)
+			/* held by another order: CL004 (CL003 when another owner's) */
+			if (row->state == CS_FROZEN && !same_id(row->order_id, call->order_id))
+			{
+				if (!same_id(row->owner_id, call->owner_id))
+					report_owner_mismatch(row);
+				report_order_mismatch(row);
+			}
+			if (row->state != CS_ISSUED)	/* RULE_ISSUED_TO */
 				report_wrong_state(row, call->op);
-			if (!same_id(row->owner_id, call->owner_id))
+			if (!same_id(row->owner_id, call->owner_id))	/* RULE_ISSUED_TO */
 				report_owner_mismatch(row);
-			if (row->batch_expired)
+			if (row->batch_expired) /* RULE_BATCH_VALID */
 				report_batch_expired(row->batch_id);
 			ch->to = CS_FROZEN;
 			ch->order_id = call->order_id;
@@ -416,9 +480,9 @@ decide(const CouponCall *call, const CouponRow *row, Change *ch)
 				last_released_by(row, call->order_id))
 				return DECIDE_NOOP;
 			check_version(call, row);
-			if (row->state != CS_FROZEN)
+			if (row->state != CS_FROZEN)	/* RULE_FROZEN_FOR */
 				report_wrong_state(row, call->op);
-			if (!same_id(row->order_id, call->order_id))
+			if (!same_id(row->order_id, call->order_id))	/* RULE_FROZEN_FOR */
 				report_order_mismatch(row);
 			ch->to = after_freeze(row);
 			ch->ledger_order = row->order_id;
@@ -428,18 +492,18 @@ decide(const CouponCall *call, const CouponRow *row, Change *ch)
 			if (row->state == CS_REDEEMED && same_id(row->order_id, call->order_id))
 				return DECIDE_NOOP;
 			check_version(call, row);
-			if (row->state != CS_FROZEN)
+			if (row->state != CS_FROZEN)	/* RULE_FROZEN_FOR */
 				report_wrong_state(row, call->op);
-			if (!same_id(row->order_id, call->order_id))
+			if (!same_id(row->order_id, call->order_id))	/* RULE_FROZEN_FOR */
 				report_order_mismatch(row);
-			if (row->lapsed)
+			if (row->lapsed)	/* RULE_FREEZE_HOLDS */
 				ereport(ERROR,
 						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 						 errmsg("cannot redeem coupon %lld: its freeze has lapsed",
 								(long long) row->coupon_id),
 						 errdetail("The current version is %lld.", (long long) row->version),
-						 errhint("Freeze it again for the order before redeeming.")));
-			if (row->batch_expired)
+						 errhint("A lapsed freeze cannot be renewed: coupon_unfreeze it for this order, then coupon_freeze it again before redeeming.")));
+			if (row->batch_expired) /* RULE_BATCH_VALID */
 				report_batch_expired(row->batch_id);
 			ch->to = CS_REDEEMED;
 			ch->order_id = row->order_id;
@@ -561,10 +625,14 @@ coupon_transition(const CouponCall *call, bool *changed)
 		return version;
 	}
 
+	/* the owner's quota row before the coupon row (quota.h) */
+	if (call->op == OP_ISSUE)
+		cl_quota_lock_for_coupon(call->coupon_id, call->owner_id);
+	else if (call->op == OP_REVOKE)
+		cl_quota_lock_for_coupon(call->coupon_id, NULL);
+
 	if (!lock_row(call->coupon_id, &row))
-		ereport(ERROR,
-				(errcode(ERRCODE_CL_UNKNOWN_COUPON),
-				 errmsg("coupon %lld does not exist", (long long) call->coupon_id)));
+		report_unknown_coupon(call->coupon_id);
 
 	switch (decide(call, &row, &ch))
 	{
@@ -597,23 +665,6 @@ coupon_apply_claim(int64 coupon_id, int64 version, const char *owner_id)
 	ch.to = CS_ISSUED;
 	ch.owner_id = owner_id;
 	return apply(coupon_id, version, CS_AVAILABLE, OP_CLAIM, &ch) >= 0;
-}
-
-bool
-quota_take(int64 batch_id, const char *owner_id, int32 per_user_limit)
-{
-	Datum		values[3] = {Int64GetDatum(batch_id), CStringGetTextDatum(owner_id),
-	Int32GetDatum(per_user_limit)};
-
-	return spi_run(&quota_take_plan, values, NULL, 0) == 1;
-}
-
-void
-quota_give_back(int64 batch_id, const char *owner_id)
-{
-	Datum		values[2] = {Int64GetDatum(batch_id), CStringGetTextDatum(owner_id)};
-
-	spi_run(&quota_give_back_plan, values, NULL, 0);
 }
 
 /* ---- SQL entry points ---- */

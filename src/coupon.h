@@ -62,11 +62,7 @@ extern int64 coupon_transition(const CouponCall *call, bool *changed);
  */
 extern bool coupon_apply_claim(int64 coupon_id, int64 version, const char *owner_id);
 
-/* Per-user limit counters (coupon.c). */
-extern bool quota_take(int64 batch_id, const char *owner_id, int32 per_user_limit);
-extern void quota_give_back(int64 batch_id, const char *owner_id);
-extern void report_limit_reached(int64 batch_id, const char *owner_id, int32 per_user_limit);
-
-extern void report_batch_expired(int64 batch_id);
+/* CL006 for a batch past its valid_until. */
+extern void report_batch_expired(int64 batch_id) pg_attribute_noreturn();
 
 #endif							/* COUPON_LOCK_COUPON_H */

@@ -27,21 +27,23 @@
 /* Longest owner_id, order_id or lock key accepted, in bytes. */
 #define CL_MAX_ID_LEN	512
 
-/* Longest freeze ttl accepted, in years: now() + ttl stays a valid timestamp. */
+/* Longest duration accepted, in years: the clock + a ttl stays a valid timestamp. */
 #define CL_MAX_TTL_YEARS	1000
 
 /* Argument checks (args.c): NULL -> 22004, empty or too long -> 22023. */
 extern char *cl_arg_id(FunctionCallInfo fcinfo, int argno, const char *argname);
 extern int64 cl_arg_int64(FunctionCallInfo fcinfo, int argno, const char *argname);
 extern int32 cl_arg_int32(FunctionCallInfo fcinfo, int argno, const char *argname);
+extern int32 cl_arg_max_rows(FunctionCallInfo fcinfo, int argno);
+
+/*
+ * Duration arguments (args.c has the one rule): no negative part, a ttl
+ * longer than zero, at most CL_MAX_TTL_YEARS from the clock.
+ */
 extern Datum cl_arg_positive_interval(FunctionCallInfo fcinfo, int argno,
 									  const char *argname, bool allow_null);
-extern int32 cl_arg_max_rows(FunctionCallInfo fcinfo, int argno);
-extern bool cl_interval_is_positive(Datum interval);
-
-/* Longest ttl or wait in milliseconds (100 years); longer ones are capped. */
-#define CL_MAX_INTERVAL_MS	INT64CONST(3153600000000)
-extern int64 cl_interval_ms(Datum interval);
+extern int64 cl_arg_ttl_ms(FunctionCallInfo fcinfo, int argno, const char *argname);
+extern int64 cl_arg_wait_ms(FunctionCallInfo fcinfo, int argno, const char *argname);
 
 /*
  * Which SQL definitions this database has (version.c): the 1.1 library also

@@ -154,16 +154,8 @@ Datum
 coupon_lock_hybrid_xact_lock(PG_FUNCTION_ARGS)
 {
 	char	   *key = cl_arg_id(fcinfo, 0, "key");
-	int64		ttl_ms = cl_interval_ms(cl_arg_positive_interval(fcinfo, 1, "ttl", false));
-	int64		wait_ms = -1;
+	int64		ttl_ms = cl_arg_ttl_ms(fcinfo, 1, "ttl");
+	int64		wait_ms = cl_arg_wait_ms(fcinfo, 2, "wait");
 
-	if (!PG_ARGISNULL(2))
-	{
-		wait_ms = cl_interval_ms(PG_GETARG_DATUM(2));
-		if (wait_ms < 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("wait must not be negative")));
-	}
 	PG_RETURN_BOOL(hybrid_acquire(key, strlen(key), ttl_ms, wait_ms));
 }

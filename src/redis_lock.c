@@ -413,24 +413,6 @@ redis_release(const char *key, int keylen, const char *token, int tokenlen)
 
 /* ---- SQL entry points ---- */
 
-/* The wait argument in ms: not NULL, not negative. */
-static int64
-wait_arg_ms(FunctionCallInfo fcinfo, int argno)
-{
-	int64		ms;
-
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("wait must not be null")));
-	ms = cl_interval_ms(PG_GETARG_DATUM(argno));
-	if (ms < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("wait must not be negative")));
-	return ms;
-}
-
 static Datum
 redis_lock_common(FunctionCallInfo fcinfo, bool xact)
 {
@@ -441,8 +423,8 @@ redis_lock_common(FunctionCallInfo fcinfo, bool xact)
 
 	redis_require();
 	key = cl_arg_id(fcinfo, 0, "key");
-	ttl_ms = cl_interval_ms(cl_arg_positive_interval(fcinfo, 1, "ttl", false));
-	wait_ms = wait_arg_ms(fcinfo, 2);
+	ttl_ms = cl_arg_ttl_ms(fcinfo, 1, "ttl");
+	wait_ms = cl_arg_wait_ms(fcinfo, 2, "wait");
 
 	token = redis_acquire(key, strlen(key), ttl_ms, wait_ms, xact);
 	if (token == NULL)
@@ -489,7 +471,7 @@ coupon_lock_redis_extend(PG_FUNCTION_ARGS)
 	redis_require();
 	key = cl_arg_id(fcinfo, 0, "key");
 	token = cl_arg_id(fcinfo, 1, "token");
-	ttl_ms = cl_interval_ms(cl_arg_positive_interval(fcinfo, 2, "ttl", false));
+	ttl_ms = cl_arg_ttl_ms(fcinfo, 2, "ttl");
 
 	rkey = redis_key(key, strlen(key), &rkeylen);
 	snprintf(px, sizeof(px), INT64_FORMAT, ttl_ms);

@@ -18,16 +18,16 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
+#include "utils/snapmgr.h"
 
 #include "spi_plans.h"
 
-uint64
-spi_run(SpiPlan *p, Datum *values, const char *nulls, long tcount)
+static void
+prepare(SpiPlan *p)
 {
-	int			rc;
-
 	if (p->plan == NULL)
 	{
 		SPIPlanPtr	plan = SPI_prepare_cursor(p->sql, p->nargs, p->argtypes,
@@ -40,11 +40,40 @@ spi_run(SpiPlan *p, Datum *values, const char *nulls, long tcount)
 			elog(ERROR, "could not keep coupon_lock statement");
 		p->plan = plan;
 	}
+}
 
+uint64
+spi_run(SpiPlan *p, Datum *values, const char *nulls, long tcount)
+{
+	int			rc;
+
+	prepare(p);
 	rc = SPI_execute_plan(p->plan, values, nulls, false, tcount);
 	if (rc < 0)
 		elog(ERROR, "coupon_lock statement failed: %s", SPI_result_code_string(rc));
 	return SPI_processed;
+}
+
+/*
+ * Under REPEATABLE READ or SERIALIZABLE: whether the (read-only) statement
+ * finds a row on the latest snapshot, i.e. whether a row the transaction's
+ * snapshot does not see exists after all (created after the snapshot was
+ * taken).  Always false under READ COMMITTED, where every statement already
+ * sees the latest rows.
+ */
+bool
+spi_found_after_snapshot(SpiPlan *p, Datum *values, const char *nulls)
+{
+	int			rc;
+
+	if (!IsolationUsesXactSnapshot())
+		return false;
+	prepare(p);
+	rc = SPI_execute_snapshot(p->plan, values, nulls, GetLatestSnapshot(),
+							  InvalidSnapshot, true, false, 1);
+	if (rc < 0)
+		elog(ERROR, "coupon_lock statement failed: %s", SPI_result_code_string(rc));
+	return SPI_processed > 0;
 }
 
 Datum

@@ -31,6 +31,12 @@ typedef struct SpiPlan
 /* Runs the statement (SPI must be connected); returns SPI_processed. */
 extern uint64 spi_run(SpiPlan *p, Datum *values, const char *nulls, long tcount);
 
+/*
+ * REPEATABLE READ and SERIALIZABLE: true when the read-only statement finds
+ * a row on the latest snapshot (a row created after the transaction's).
+ */
+extern bool spi_found_after_snapshot(SpiPlan *p, Datum *values, const char *nulls);
+
 /* Column readers for row `row` of SPI_tuptable (columns from 1). */
 extern Datum spi_datum(uint64 row, int col, bool *isnull);
 extern int64 spi_int64(uint64 row, int col);
