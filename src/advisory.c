@@ -304,6 +304,8 @@ advisory_lock_common(FunctionCallInfo fcinfo, bool session_scope)
 	char	   *key = cl_arg_id(fcinfo, 0, "key");
 	int64		timeout_ms = timeout_arg_ms(fcinfo, 1);
 
+	if (session_scope)
+		cl_check_session_key(key, strlen(key));
 	PG_RETURN_BOOL(advisory_acquire(key, strlen(key), session_scope, timeout_ms));
 }
 

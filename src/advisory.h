@@ -41,4 +41,10 @@ extern void cl_keys_note(int64 id, const char *key, int keylen);
 extern void cl_keys_forget(int64 id);
 extern const char *cl_keys_lookup(int64 id);
 
+/*
+ * The privilege rule of session locks (roles.c): raises 42501 for a key of
+ * the guard's (CL_GUARD_KEY_PREFIX) unless the caller has coupon_lock_admin.
+ */
+extern void cl_check_session_key(const char *key, int keylen);
+
 #endif							/* COUPON_LOCK_ADVISORY_H */
