@@ -76,6 +76,16 @@ SQL
 
 median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
+# ratios WHAT UNIT SCALE EXT_N EXT_4N CORE_N CORE_4N: the 4N / N ratios of
+# both, and the extension's cost per lock above core's (times SCALE, in UNIT).
+ratios() {
+    awk -v what="$1" -v unit="$2" -v scale="$3" -v e1="$4" -v e4="$5" -v c1="$6" -v c4="$7" -v n="$N" 'BEGIN {
+        printf "%s ratio %d / %d locks: extension %.2f, core %.2f (linear: 4)\n", what, 4 * n, n, e4 / e1, c4 / c1
+        printf "extension above core per lock: %.2f %s at %d, %.2f %s at %d\n",
+               (e1 - c1) / n * scale, unit, n, (e4 - c4) / (4 * n) * scale, unit, 4 * n
+    }'
+}
+
 # Core and the extension take turns, so that drift of the machine hits both.
 declare -A med
 for n in "$N" $((4 * N)); do
@@ -93,12 +103,7 @@ for n in "$N" $((4 * N)); do
             "$who" "$n" "${med[$who$n]}" "${times[$who]}"
     done
 done
-awk -v e1="${med[ext$N]}" -v e4="${med[ext$((4 * N))]}" \
-    -v c1="${med[core$N]}" -v c4="${med[core$((4 * N))]}" -v n="$N" 'BEGIN {
-    printf "ratio %d / %d locks: extension %.2f, core %.2f (linear: 4)\n", 4 * n, n, e4 / e1, c4 / c1
-    printf "extension above core per lock: %.2f us at %d, %.2f us at %d\n",
-           (e1 - c1) / n * 1e6, n, (e4 - c4) / (4 * n) * 1e6, 4 * n
-}'
+ratios time us 1e6 "${med[ext$N]}" "${med[ext$((4 * N))]}" "${med[core$N]}" "${med[core$((4 * N))]}"
 
 # instructions WHO N: callgrind's count for one single-user backend running
 # the transaction of N locks.
@@ -126,9 +131,4 @@ for who in ext core; do
             "$who" "$n" "${ins[$who$n]}" $((ins[$who$n] / n))
     done
 done
-awk -v e1="${ins[ext$N]}" -v e4="${ins[ext$((4 * N))]}" \
-    -v c1="${ins[core$N]}" -v c4="${ins[core$((4 * N))]}" -v n="$N" 'BEGIN {
-    printf "instruction ratio %d / %d locks: extension %.2f, core %.2f (linear: 4)\n", 4 * n, n, e4 / e1, c4 / c1
-    printf "extension above core per lock: %d instructions at %d, %d at %d\n",
-           (e1 - c1) / n, n, (e4 - c4) / (4 * n), 4 * n
-}'
+ratios instruction instructions 1 "${ins[ext$N]}" "${ins[ext$((4 * N))]}" "${ins[core$N]}" "${ins[core$((4 * N))]}"
