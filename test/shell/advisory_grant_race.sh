@@ -115,7 +115,7 @@ for round in 1 2; do
     expect "xact round $round" "$out" "call|false" "held|0" "key|NULL" "after_commit|0" "left|0"
 done
 
-out=$(race cancel "coupon_lock.advisory_lock('race:cancel', '20 seconds')" yes)
+out=$(race cancel "coupon_lock.advisory_lock('race:cancel', '60 seconds')" yes)
 echo "$out" | sed "s/^/cancel: /"
 # The cancel aborts the transaction; the error must leave no lock behind.
 expect cancel "$out" "after_commit|0" "left|0"
