@@ -15,9 +15,10 @@ OBJS       = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 
 # The install script of the current version is assembled from one piece per
 # concern, in this order, so that each piece sits next to the C file that
-# implements it.
+# implements it.  roles.sql comes last: it grants on what the others create.
 INSTALL_PIECES = install/coupon.sql \
-                 $(filter-out install/coupon.sql,$(sort $(wildcard install/*.sql)))
+                 $(filter-out install/coupon.sql install/roles.sql,$(sort $(wildcard install/*.sql))) \
+                 install/roles.sql
 
 # Scripts of released versions are frozen in versions/ (versions/README.md):
 # coupon_lock--1.0.sql exactly as 1.0 shipped it.  The upgrade script to the

@@ -41,12 +41,20 @@
  * so it lives until the caller's (sub)transaction ends.  Re-acquiring a
  * held lock only bumps the lock manager's local count (reentrancy).
  *
- * Key memory.  The lock manager knows ids, not keys.  Each backend keeps
- * a small table id -> key of the keys it asked to lock, so the view can
- * show the key text of this backend's rows; rows of other backends show
- * NULL there.  The table is bounded: when full, keys this backend no
- * longer holds are dropped.  A key is remembered before its lock is
- * requested, so that once the lock is granted nothing of ours can fail.
+ * Key memory.  The lock manager knows ids, not keys: advisory_keys.c
+ * keeps the key text of the locks this backend takes (and refuses a new
+ * key beyond coupon_lock.max_held_keys).  A key is noted before its lock
+ * is requested, so that once the lock is granted nothing of ours can fail,
+ * and forgotten here whenever a call ends without holding it.
+ *
+ * A grant racing an error.  When the holder lets go in the same instant as
+ * the waiter's timeout, cancel or statement_timeout fires, the waiter sees
+ * the error although the lock manager granted it the lock, and PostgreSQL
+ * 15's LockErrorCleanup keeps that grant (for a session lock, owned by no
+ * resource owner, beyond the abort).  A timed wait whose timeout raced the
+ * grant therefore answers true when the session lock is held; after any
+ * other error a raced session grant is given back, so that an error always
+ * means "not held".
  *
  *-------------------------------------------------------------------------
  */
@@ -59,10 +67,9 @@
 #include "datatype/timestamp.h"
 #include "miscadmin.h"
 #include "storage/lock.h"
+#include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
-#include "utils/hsearch.h"
-#include "utils/memutils.h"
 #include "utils/resowner.h"
 
 #include "advisory.h"
@@ -81,18 +88,6 @@ PG_FUNCTION_INFO_V1(coupon_lock_advisory_lock_key);
  */
 #define ADVISORY_SPACE	0x434C
 
-/* Most keys remembered per backend for the view. */
-#define KEY_MEMORY_MAX	4096
-
-typedef struct KeyMemoryEntry
-{
-	int64		id;				/* hash key */
-	char	   *key;			/* in key_context */
-} KeyMemoryEntry;
-
-static HTAB *key_memory = NULL;
-static MemoryContext key_context = NULL;
-
 int64
 advisory_key_id(const char *key, int keylen)
 {
@@ -107,81 +102,45 @@ set_tag(LOCKTAG *tag, int64 id)
 						 ADVISORY_SPACE);
 }
 
-/* ---- key memory ---- */
-
-static void
-key_memory_create(void)
+bool
+cl_advisory_id_held(int64 id)
 {
-	HASHCTL		ctl;
+	LOCKTAG		tag;
 
-	key_context = AllocSetContextCreate(TopMemoryContext,
-										"coupon_lock advisory keys",
-										ALLOCSET_SMALL_SIZES);
-	ctl.keysize = sizeof(int64);
-	ctl.entrysize = sizeof(KeyMemoryEntry);
-	ctl.hcxt = key_context;
-	key_memory = hash_create("coupon_lock advisory keys", 256, &ctl,
-							 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-}
-
-/* Drops the keys of locks this backend no longer holds. */
-static void
-key_memory_prune(void)
-{
-	HASH_SEQ_STATUS status;
-	KeyMemoryEntry *e;
-
-	hash_seq_init(&status, key_memory);
-	while ((e = hash_seq_search(&status)) != NULL)
-	{
-		LOCKTAG		tag;
-
-		set_tag(&tag, e->id);
-		if (!LockHeldByMe(&tag, ExclusiveLock))
-		{
-			pfree(e->key);
-			hash_search(key_memory, &e->id, HASH_REMOVE, NULL);
-		}
-	}
-}
-
-static void
-key_memory_remember(int64 id, const char *key, int keylen)
-{
-	char	   *copy;
-	KeyMemoryEntry *e;
-
-	if (key_memory == NULL)
-		key_memory_create();
-	if (hash_search(key_memory, &id, HASH_FIND, NULL) != NULL)
-		return;
-	if (hash_get_num_entries(key_memory) >= KEY_MEMORY_MAX)
-	{
-		key_memory_prune();
-		if (hash_get_num_entries(key_memory) >= KEY_MEMORY_MAX)
-			return;				/* this backend holds that many: show NULL */
-	}
-
-	/* The copy first: an entry is never without its key. */
-	copy = MemoryContextAlloc(key_context, keylen + 1);
-	memcpy(copy, key, keylen);
-	copy[keylen] = '\0';
-	e = hash_search(key_memory, &id, HASH_ENTER, NULL);
-	e->key = copy;
+	set_tag(&tag, id);
+	return LockHeldByMe(&tag, ExclusiveLock);
 }
 
 /* ---- acquire and release ---- */
+
+/*
+ * After an error ended a wait: a grant that raced the error (the holder let
+ * go in the same instant) is recorded by LockErrorCleanup, which gives a
+ * session lock to no resource owner, so the subtransaction's or
+ * transaction's abort would keep it.  An error must mean "not held": such a
+ * lock is given back here.  (The wait ran only because the lock was not
+ * held before, so a held lock is that grant.)  A transaction lock raced in
+ * that way goes with the aborting (sub)transaction's resource owner.
+ */
+static void
+after_failed_wait(const LOCKTAG *tag, int64 id, bool session_scope)
+{
+	if (session_scope && LockHeldByMe(tag, ExclusiveLock))
+		(void) LockRelease(tag, ExclusiveLock, true);
+	cl_keys_forget(id);
+}
 
 /*
  * The blocking wait, bounded by timeout_ms, inside an internal
  * subtransaction.  Returns false when the timeout ran out.
  */
 static bool
-wait_with_timeout(const LOCKTAG *tag, bool session_scope, int64 timeout_ms)
+wait_with_timeout(const LOCKTAG *tag, int64 id, bool session_scope, int64 timeout_ms)
 {
 	MemoryContext oldcontext = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
 	volatile bool acquired = false;
+	volatile bool session = session_scope;	/* read after a longjmp */
 
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(oldcontext);
@@ -210,17 +169,27 @@ wait_with_timeout(const LOCKTAG *tag, bool session_scope, int64 timeout_ms)
 		MemoryContextSwitchTo(oldcontext);
 		edata = CopyErrorData();
 		FlushErrorState();
+		/* Runs LockErrorCleanup, which records a grant that raced the error. */
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcontext);
 		CurrentResourceOwner = oldowner;
 
 		if (edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
 		{
+			after_failed_wait(tag, id, session);
 			if (edata->sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED)
 				stats_count(STAT_ADVISORY, STAT_DEADLOCK);
 			ReThrowError(edata);
 		}
 		FreeErrorData(edata);
+
+		/*
+		 * The timeout and the grant can come together: a session lock
+		 * granted then is held now (see after_failed_wait), and the answer
+		 * is true.  A transaction lock granted then went with the
+		 * subtransaction's resource owner: false, nothing held.
+		 */
+		acquired = session && LockHeldByMe(tag, ExclusiveLock);
 	}
 	PG_END_TRY();
 
@@ -229,7 +198,7 @@ wait_with_timeout(const LOCKTAG *tag, bool session_scope, int64 timeout_ms)
 
 /* The blocking wait with no limit of ours, as core pg_advisory_lock waits. */
 static void
-wait_unbounded(const LOCKTAG *tag, bool session_scope)
+wait_unbounded(const LOCKTAG *tag, int64 id, bool session_scope)
 {
 	PG_TRY();
 	{
@@ -237,6 +206,9 @@ wait_unbounded(const LOCKTAG *tag, bool session_scope)
 	}
 	PG_CATCH();
 	{
+		/* What the abort would do first: records a grant that raced the error. */
+		LockErrorCleanup();
+		after_failed_wait(tag, id, session_scope);
 		if (geterrcode() == ERRCODE_T_R_DEADLOCK_DETECTED)
 			stats_count(STAT_ADVISORY, STAT_DEADLOCK);
 		PG_RE_THROW();
@@ -250,22 +222,31 @@ advisory_acquire(const char *key, int keylen, bool session_scope, int64 timeout_
 	int64		id = advisory_key_id(key, keylen);
 	LOCKTAG		tag;
 
-	/* Before the lock is taken, so that nothing can fail once it is held. */
-	key_memory_remember(id, key, keylen);
+	/*
+	 * Before the lock is taken, so that nothing can fail once it is held;
+	 * refuses a new key beyond coupon_lock.max_held_keys.
+	 */
+	cl_keys_note(id, key, keylen);
 
 	set_tag(&tag, id);
 	if (LockAcquire(&tag, ExclusiveLock, session_scope, true) == LOCKACQUIRE_NOT_AVAIL)
 	{
-		if (timeout_ms == 0)
+		bool		acquired = false;
+
+		if (timeout_ms != 0)
 		{
-			stats_count(STAT_ADVISORY, STAT_TIMED_OUT);
-			return false;
+			stats_count(STAT_ADVISORY, STAT_WAITED);
+			if (timeout_ms < 0)
+			{
+				wait_unbounded(&tag, id, session_scope);
+				acquired = true;
+			}
+			else
+				acquired = wait_with_timeout(&tag, id, session_scope, timeout_ms);
 		}
-		stats_count(STAT_ADVISORY, STAT_WAITED);
-		if (timeout_ms < 0)
-			wait_unbounded(&tag, session_scope);
-		else if (!wait_with_timeout(&tag, session_scope, timeout_ms))
+		if (!acquired)
 		{
+			cl_keys_forget(id);
 			stats_count(STAT_ADVISORY, STAT_TIMED_OUT);
 			return false;
 		}
@@ -277,12 +258,15 @@ advisory_acquire(const char *key, int keylen, bool session_scope, int64 timeout_
 bool
 advisory_release(const char *key, int keylen)
 {
+	int64		id = advisory_key_id(key, keylen);
 	LOCKTAG		tag;
 
-	set_tag(&tag, advisory_key_id(key, keylen));
+	set_tag(&tag, id);
 	/* The lock manager warns "you don't own a lock" when it is not held. */
 	if (!LockRelease(&tag, ExclusiveLock, true))
 		return false;
+	if (!LockHeldByMe(&tag, ExclusiveLock))
+		cl_keys_forget(id);
 	stats_count(STAT_ADVISORY, STAT_RELEASED);
 	return true;
 }
@@ -295,6 +279,8 @@ advisory_lock_common(FunctionCallInfo fcinfo, bool session_scope)
 	char	   *key = cl_arg_id(fcinfo, 0, "key");
 	int64		timeout_ms = cl_arg_wait_ms(fcinfo, 1, "timeout");
 
+	if (session_scope)
+		cl_check_session_key(key, strlen(key));
 	PG_RETURN_BOOL(advisory_acquire(key, strlen(key), session_scope, timeout_ms));
 }
 
@@ -326,18 +312,19 @@ coupon_lock_advisory_lock_id(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64(advisory_key_id(key, strlen(key)));
 }
 
-/* The key this backend locked under lock_id, or NULL (the view uses it). */
+/*
+ * The key this backend holds a lock on under lock_id, or NULL: also NULL
+ * for keys only tried, or locked and released since (the view uses it).
+ */
 Datum
 coupon_lock_advisory_lock_key(PG_FUNCTION_ARGS)
 {
-	int64		id;
-	KeyMemoryEntry *e;
+	const char *key;
 
-	if (PG_ARGISNULL(0) || key_memory == NULL)
+	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
-	id = PG_GETARG_INT64(0);
-	e = hash_search(key_memory, &id, HASH_FIND, NULL);
-	if (e == NULL)
+	key = cl_keys_lookup(PG_GETARG_INT64(0));
+	if (key == NULL)
 		PG_RETURN_NULL();
-	PG_RETURN_TEXT_P(cstring_to_text(e->key));
+	PG_RETURN_TEXT_P(cstring_to_text(key));
 }

@@ -27,4 +27,24 @@ extern bool advisory_acquire(const char *key, int keylen, bool session_scope, in
 /* Releases one hold of a session-scope lock; false when not held. */
 extern bool advisory_release(const char *key, int keylen);
 
+/* Whether this backend holds the lock of that id (any scope). */
+extern bool cl_advisory_id_held(int64 id);
+
+/*
+ * The key memory (advisory_keys.c).  cl_keys_note records key before its
+ * lock is requested and raises 53200 when it is a new key and the backend
+ * already holds coupon_lock.max_held_keys keys; cl_keys_forget drops it
+ * once its lock is known not to be held; cl_keys_lookup gives the key of a
+ * held lock, NULL for any other id.
+ */
+extern void cl_keys_note(int64 id, const char *key, int keylen);
+extern void cl_keys_forget(int64 id);
+extern const char *cl_keys_lookup(int64 id);
+
+/*
+ * The privilege rule of session locks (roles.c): raises 42501 for a key of
+ * the guard's (CL_GUARD_KEY_PREFIX) unless the caller has coupon_lock_admin.
+ */
+extern void cl_check_session_key(const char *key, int keylen);
+
 #endif							/* COUPON_LOCK_ADVISORY_H */

@@ -14,6 +14,12 @@
 #include "coupon.h"
 
 /*
+ * The guard's key of coupon n is this prefix followed by n (guard.c spells
+ * it out in its snprintf format, which the SQL review wants literal).
+ */
+#define CL_GUARD_KEY_PREFIX "coupon:"
+
+/*
  * With coupon_lock.redis_guard on, takes the guard of the coupon,
  * hybrid_xact_lock('coupon:' || coupon_id), for transition op.  Call it
  * before the coupon's row is locked.  Returns true to go ahead; false when

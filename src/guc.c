@@ -96,6 +96,25 @@ define_redis_settings(void)
 							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
 }
 
+/* Advisory locks (advisory_keys.c) */
+int			cl_max_held_keys = 1000;
+
+/*
+ * The advisory lock settings.  The ceiling protects the shared lock table,
+ * which every session shares: only a superuser may move it.
+ */
+static void
+define_advisory_settings(void)
+{
+	DefineCustomIntVariable("coupon_lock.max_held_keys",
+							"Sets the most advisory lock keys one session may hold at once.",
+							"A lock on one more key fails with SQLSTATE 53200, before the shared lock "
+							"table (max_locks_per_transaction slots per connection) is at risk.  "
+							"Re-taking a key the session holds is never refused.",
+							&cl_max_held_keys, 1000, 1, INT_MAX,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+}
+
 void
 GucInit(void)
 {
@@ -108,6 +127,7 @@ GucInit(void)
 							NULL, NULL, NULL);
 
 	define_redis_settings();
+	define_advisory_settings();
 
 	MarkGUCPrefixReserved("coupon_lock");
 }

@@ -22,4 +22,7 @@ extern bool cl_redis_guard;
 extern int	cl_redis_guard_wait;	/* ms */
 extern int	cl_redis_guard_ttl;		/* ms */
 
+/* Advisory locks (advisory_keys.c) */
+extern int	cl_max_held_keys;
+
 #endif							/* COUPON_LOCK_GUC_H */

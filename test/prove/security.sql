@@ -85,16 +85,53 @@ SELECT 'every SECURITY DEFINER function pins search_path = pg_catalog, pg_temp',
          WHERE p.pronamespace = 'coupon_lock'::regnamespace AND p.prosecdef
            AND NOT coalesce('search_path=pg_catalog, pg_temp' = ANY (p.proconfig), false)) x;
 
--- ---- roles: nobody, the application role of the README recipe, a planter ----
+-- ---- the roles of the privilege split (install/roles.sql) ----
+
+INSERT INTO prove_sec.result (name, ok, detail)
+SELECT 'CREATE EXTENSION made the three roles, NOLOGIN, each with a comment', count(*) = 3,
+       string_agg(rolname || ' login=' || rolcanlogin || ' comment=' ||
+                  (shobj_description(oid, 'pg_authid') IS NOT NULL), ', ')
+  FROM pg_roles
+ WHERE rolname IN ('coupon_lock_application', 'coupon_lock_admin', 'coupon_lock_monitor')
+   AND NOT rolcanlogin AND shobj_description(oid, 'pg_authid') LIKE 'coupon_lock: %';
+
+-- What each role may do that the others may not, as (function, role) pairs;
+-- every function of coupon_lock is listed, so a function added later without
+-- a decision on its role fails the check below.
+CREATE TABLE prove_sec.split (fn text, app boolean, monitor boolean);
+INSERT INTO prove_sec.split VALUES
+    ('coupon_issue', true, false), ('coupon_claim', true, false), ('coupon_freeze', true, false),
+    ('coupon_unfreeze', true, false), ('coupon_redeem', true, false),
+    ('create_batch', false, false), ('coupon_revoke', false, false),
+    ('release_expired_freezes', false, false), ('expire_coupons', false, false),
+    ('lock_stats_reset', false, false), ('lock_stats', false, true),
+    ('advisory_lock', true, false), ('advisory_xact_lock', true, false), ('advisory_unlock', true, false),
+    ('advisory_lock_id', true, true), ('advisory_lock_key', true, true),
+    ('lease_acquire', true, false), ('lease_renew', true, false), ('lease_release', true, false),
+    ('lease_check', true, false),
+    ('redis_lock', true, false), ('redis_unlock', true, false), ('redis_extend', true, false),
+    ('redis_xact_lock', true, false), ('hybrid_xact_lock', true, false),
+    ('library_version', true, true), ('coupon_row_is_valid', false, false);
+GRANT SELECT ON prove_sec.split TO PUBLIC;
+CREATE TABLE prove_sec.answers (a bigint[]);
+GRANT SELECT, INSERT ON prove_sec.answers TO PUBLIC;
 
 CREATE ROLE prove_nobody;
-CREATE ROLE prove_app;
+CREATE ROLE prove_app IN ROLE coupon_lock_application;
+CREATE ROLE prove_admin IN ROLE coupon_lock_admin;
+CREATE ROLE prove_monitor IN ROLE coupon_lock_monitor;
 CREATE ROLE prove_evil;
--- The recipe docs/testing.md gives for an application role:
-GRANT USAGE ON SCHEMA coupon_lock TO prove_app, prove_evil;
-GRANT SELECT ON ALL TABLES IN SCHEMA coupon_lock TO prove_app, prove_evil;
-GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA coupon_lock TO prove_app, prove_evil;
+-- The planter gets everything (the old recipe), so that the planted objects
+-- below meet every function.
+GRANT USAGE ON SCHEMA coupon_lock TO prove_evil;
+GRANT SELECT ON ALL TABLES IN SCHEMA coupon_lock TO prove_evil;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA coupon_lock TO prove_evil;
 GRANT CREATE ON SCHEMA public TO prove_evil;
+
+INSERT INTO prove_sec.result (name, ok, detail)
+SELECT 'every function of coupon_lock has its place in the split', count(*) = 0, string_agg(proname, ', ')
+  FROM pg_proc p WHERE p.pronamespace = 'coupon_lock'::regnamespace
+   AND NOT EXISTS (SELECT FROM prove_sec.split s WHERE s.fn = p.proname);
 
 SET ROLE prove_nobody;
 INSERT INTO prove_sec.result (name, ok, detail)
@@ -105,34 +142,82 @@ INSERT INTO prove_sec.result (name, ok, detail)
 SELECT 'a role without grants cannot write the tables', w IS NULL, w FROM prove_sec.writes_allowed() w;
 RESET ROLE;
 
+-- call_all() as each role, against the split.
+CREATE FUNCTION prove_sec.split_check(who text) RETURNS TABLE (name text, ok boolean, detail text)
+LANGUAGE sql AS $$
+    SELECT format('%s can execute exactly the functions of its role (42501 for the others)', who),
+           count(*) FILTER (WHERE (c.sqlstate = '42501') = allowed) = 0,
+           string_agg(c.fn || CASE WHEN allowed THEN ' refused' ELSE ' allowed' END, ', ')
+               FILTER (WHERE (c.sqlstate = '42501') = allowed)
+      FROM prove_sec.call_all() c
+      JOIN prove_sec.split s ON s.fn = split_part(split_part(c.fn, '(', 1), '.', 2)
+     CROSS JOIN LATERAL (SELECT CASE who WHEN 'coupon_lock_application' THEN s.app
+                                         WHEN 'coupon_lock_monitor' THEN s.monitor
+                                         ELSE s.fn <> 'coupon_row_is_valid' END AS allowed) a
+$$;
+GRANT EXECUTE ON FUNCTION prove_sec.split_check(text) TO PUBLIC;
+
 SET ROLE prove_app;
-INSERT INTO prove_sec.result (name, ok, detail)
-SELECT 'the application role can execute every function (none raises 42501)',
-       count(*) FILTER (WHERE sqlstate = '42501') = 0,
-       string_agg(fn, ', ') FILTER (WHERE sqlstate = '42501')
-  FROM prove_sec.call_all();
+INSERT INTO prove_sec.result (name, ok, detail) SELECT * FROM prove_sec.split_check('coupon_lock_application');
 INSERT INTO prove_sec.result (name, ok, detail)
 SELECT 'the application role cannot write the tables, use the sequences or create objects',
        w IS NULL, w FROM prove_sec.writes_allowed() w;
 INSERT INTO prove_sec.result (name, ok, detail)
-SELECT 'the application role reads every table', bool_and(has_table_privilege(c.oid, 'SELECT')), NULL
-  FROM pg_class c WHERE c.relnamespace = 'coupon_lock'::regnamespace AND c.relkind IN ('r', 'p');
+SELECT 'the application role reads the tables and advisory_locks, not lock_stats',
+       bool_and(has_table_privilege(c.oid, 'SELECT')) FILTER (WHERE c.relname <> 'lock_stats')
+       AND NOT has_table_privilege('coupon_lock.lock_stats', 'SELECT'),
+       string_agg(c.relname, ', ') FILTER (WHERE NOT has_table_privilege(c.oid, 'SELECT'))
+  FROM pg_class c WHERE c.relnamespace = 'coupon_lock'::regnamespace
+   AND c.relname IN ('batch', 'coupon', 'coupon_event', 'owner_quota', 'lease', 'advisory_locks', 'lock_stats');
+-- Session locks on the guard's keys are the admin's; transaction locks on
+-- them and session locks on any other key are everyone's.
+INSERT INTO prove_sec.result (name, ok, detail)
+SELECT 'the application role cannot take a session lock on a guard key (42501), but a transaction lock',
+       got = '42501 00000 00000', got
+  FROM (SELECT prove_sec.state_of($q$SELECT coupon_lock.advisory_lock('coupon:1')$q$) || ' ' ||
+               prove_sec.state_of($q$SELECT coupon_lock.advisory_xact_lock('coupon:1')$q$) || ' ' ||
+               prove_sec.state_of($q$SELECT coupon_lock.advisory_lock('order:1') AND coupon_lock.advisory_unlock('order:1')$q$) AS got) x;
+RESET ROLE;
 
--- The whole coupon API, as the application role.
+SET ROLE prove_monitor;
+INSERT INTO prove_sec.result (name, ok, detail) SELECT * FROM prove_sec.split_check('coupon_lock_monitor');
+INSERT INTO prove_sec.result (name, ok, detail)
+SELECT 'the monitor role reads lock_stats and advisory_locks (USAGE on the schema), not the coupon tables',
+       got = '00000 00000 42501', got
+  FROM (SELECT prove_sec.state_of('SELECT count(*) FROM coupon_lock.lock_stats') || ' ' ||
+               prove_sec.state_of('SELECT count(*) FROM coupon_lock.advisory_locks') || ' ' ||
+               prove_sec.state_of('SELECT count(*) FROM coupon_lock.coupon') AS got) x;
+RESET ROLE;
+
+SET ROLE prove_admin;
+INSERT INTO prove_sec.result (name, ok, detail) SELECT * FROM prove_sec.split_check('coupon_lock_admin');
+INSERT INTO prove_sec.result (name, ok, detail)
+SELECT 'the admin role takes a session lock on a guard key',
+       coupon_lock.advisory_lock('coupon:1') AND coupon_lock.advisory_unlock('coupon:1'), NULL;
+-- A batch for the application to work on.
 SELECT coupon_lock.create_batch('sec', 3, 2, now() + interval '1 hour', '1 hour') AS b \gset
+RESET ROLE;
+
+-- The whole coupon API: the application's part as the application role, the
+-- admin's part as the admin role.
+SET ROLE prove_app;
 SELECT coupon_lock.coupon_claim(:b, 'app-owner') AS c1 \gset
 SELECT min(coupon_id) AS c2 FROM coupon_lock.coupon WHERE batch_id = :b AND state = 'available' \gset
-INSERT INTO prove_sec.result (name, ok, detail)
-SELECT 'the application role runs the whole coupon API',
-       array[coupon_lock.coupon_issue(:c2, 'app-owner', 1),
+INSERT INTO prove_sec.answers
+SELECT array[coupon_lock.coupon_issue(:c2, 'app-owner', 1),
              coupon_lock.coupon_freeze(:c1, 'app-owner', 'app-order-1', 2),
              coupon_lock.coupon_unfreeze(:c1, 'app-order-1', 3),
              coupon_lock.coupon_freeze(:c1, 'app-owner', 'app-order-2', NULL, '1 hour'),
-             coupon_lock.coupon_redeem(:c1, 'app-order-2'),
-             coupon_lock.coupon_revoke(:c2),
-             coupon_lock.release_expired_freezes(),
-             coupon_lock.expire_coupons(10)] = array[2, 3, 4, 5, 6, 3, 0, 0]::bigint[],
-       NULL;
+             coupon_lock.coupon_redeem(:c1, 'app-order-2')] AS a;
+RESET ROLE;
+SET ROLE prove_admin;
+INSERT INTO prove_sec.result (name, ok, detail)
+SELECT 'the application and admin roles run the whole coupon API between them',
+       a || array[coupon_lock.coupon_revoke(:c2),
+                   coupon_lock.release_expired_freezes(),
+                   coupon_lock.expire_coupons(10)]::bigint[] = array[2, 3, 4, 5, 6, 3, 0, 0]::bigint[],
+       NULL
+  FROM prove_sec.answers;
 RESET ROLE;
 
 -- ---- planted functions and operators ----
