@@ -182,7 +182,7 @@ pv_check "the database is at $UPGRADE_VERSION and sees library_version() = $UPGR
     test "$(up_psql upgrade_filled -c "SELECT extversion || ' ' || coupon_lock.library_version()
                                          FROM pg_extension WHERE extname = 'coupon_lock'")" = "$UPGRADE_VERSION $UPGRADE_VERSION"
 up_snapshot upgrade_filled "$UP/tables.txt" "$UP/after.txt" || pv_fail "snapshot after the update (a 1.0 table or column is gone)"
-up_same "every row of every 1.0 table and every sequence unchanged ($(grep -c '^== ' "$UP/tables.txt") relations, $(grep -vc '^== ' "$UP/before.txt") rows)" \
+up_same "every row of every 1.0 table and every sequence unchanged ($(wc -l <"$UP/tables.txt") relations, $(grep -vc '^== ' "$UP/before.txt") rows)" \
     "$UP/before.txt" "$UP/after.txt"
 PV_DB=upgrade_filled pv_sql_checks "$PV_DIR/upgrade_after.sql"
 PV_DB=upgrade_filled pv_sql_checks "$PV_DIR/invariants.sql"

@@ -184,7 +184,8 @@ def compare(old_path, new_path):
         differ.append((i, r, n))
     say(not differ, "every call answered as in a fresh database, or refused with 55000 (%d differ)" % len(differ))
     for i, r, n in differ[:15]:
-        print("  call %d %s: 1.0 database %s %s %s; fresh database %s" % (i, r[0], r[1], r[2], r[3], n))
+        print("  call %d %s: 1.0 database %s %s %s; fresh database %s" % (
+            i, r[0], r[1], r[2], r[3], "%s %s %s" % n[1:] if n else "no answer"))
     print("  refused with cl_require_sql_version's 55000: %s"
           % (", ".join("%s (%d)" % kv for kv in sorted(refused.items())) or "none"))
     # Every function must have got past its argument checks at least once in
