@@ -64,3 +64,16 @@ $(EXTENSION)--1.0--$(EXTVERSION).sql: $(UPGRADE_PIECES)
 
 # Object files depend on the shared headers.
 $(OBJS): $(wildcard src/*.h)
+
+# The release archive for PGXN (README "Releasing"): coupon_lock-1.1.0.zip,
+# from git archive of HEAD, so it holds exactly what is committed.  PGXN
+# versions are semantic: the extension's 1.1 is the distribution's 1.1.0,
+# which META.json must name.
+DISTVERSION = $(EXTVERSION).0
+DISTDIR    ?= .
+dist:
+	@grep -q '^   "version": "$(DISTVERSION)",' META.json || \
+		{ echo "META.json does not give the version $(DISTVERSION)" >&2; exit 1; }
+	git archive --format=zip --prefix=$(EXTENSION)-$(DISTVERSION)/ \
+		--output=$(DISTDIR)/$(EXTENSION)-$(DISTVERSION).zip HEAD
+.PHONY: dist
