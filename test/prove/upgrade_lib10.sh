@@ -29,8 +29,9 @@ started=$(up_psql postgres -c "SELECT pg_postmaster_start_time()")
 mark=$(pv_log_mark)
 for db in upgrade_lib10 upgrade_lib11; do
     # Each database's Redis keys (its locks and the guard's) under a prefix of
-    # its own, so that the two runs meet the same free keys.
-    PGOPTIONS="-c coupon_lock.redis_key_prefix=$db: -c statement_timeout=1s" \
+    # its own, so that the two runs meet the same free keys.  No call waits
+    # longer than 10 ms by design: statement_timeout only catches a hang.
+    PGOPTIONS="-c coupon_lock.redis_key_prefix=$db: -c coupon_lock.redis_guard_wait=50ms -c statement_timeout=10s" \
         up_psql "$db" -f "$UP/lib_calls.sql" >"$UP/$db.log" 2>&1 ||
         { pv_fail "the calls did not run in $db"; tail -n 5 "$UP/$db.log"; }
     up_psql "$db" -c "COPY (SELECT id, fn, sqlstate, coalesce(result, ''), coalesce(message, '')
