@@ -154,6 +154,14 @@ back=$(up_psql postgres -c "SELECT count(*) FROM pg_extension_update_paths('coup
 pv_check "versions 1.0 and $UPGRADE_VERSION are installed ($avail), 1.0 updates to $UPGRADE_VERSION ($path), nothing goes back" \
     test -n "$path" -a "$back" = 0 -a "${avail#1.0,}" != "$avail"
 
+# 1.0 as it shipped (versions/README.md): the frozen script is pinned here by
+# its hash, and the server must have installed exactly that file.
+FROZEN_1_0_SHA256=892d568093656daa7d255e6410f273cab538d621176ad533bc0e046a34bf7380
+sum=$(sha256sum <"$CL_ROOT/versions/coupon_lock--1.0.sql" | cut -d' ' -f1)
+pv_check "versions/coupon_lock--1.0.sql is the frozen 1.0 script (sha256 ${sum:0:12}...), and the one installed" \
+    test "$sum" = "$FROZEN_1_0_SHA256" -a \
+         "$(sha256sum <"$(${PG_CONFIG:-pg_config} --sharedir)/extension/coupon_lock--1.0.sql" | cut -d' ' -f1)" = "$sum"
+
 echo "== (a) a filled 1.0 database, updated"
 up_db upgrade_filled 1.0 || { pv_fail "CREATE EXTENSION coupon_lock VERSION '1.0'"; pv_done upgrade; exit 1; }
 pv_check "CREATE EXTENSION VERSION '1.0' installs the frozen script (no library_version())" \
