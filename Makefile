@@ -10,28 +10,34 @@
 EXTENSION  = coupon_lock
 EXTVERSION = 1.1
 
+# The build also works in another folder with VPATH naming the sources, as
+# Debian's pg_buildext runs it (debian/rules): every file list is found
+# under $(src), the sources' folder with a slash ('' for an in-tree build).
+src = $(if $(VPATH),$(VPATH)/)
+src_files = $(patsubst $(src)%,%,$(sort $(wildcard $(addprefix $(src),$(1)))))
+
 MODULE_big = coupon_lock
-OBJS       = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
+OBJS       = $(patsubst %.c,%.o,$(call src_files,src/*.c))
 
 # The install script of the current version is assembled from one piece per
 # concern, in this order, so that each piece sits next to the C file that
 # implements it.  roles.sql comes last: it grants on what the others create.
 INSTALL_PIECES = install/coupon.sql \
-                 $(filter-out install/coupon.sql install/roles.sql,$(sort $(wildcard install/*.sql))) \
+                 $(filter-out install/coupon.sql install/roles.sql,$(call src_files,install/*.sql)) \
                  install/roles.sql
 
 # Scripts of released versions are frozen in versions/ (versions/README.md):
 # coupon_lock--1.0.sql exactly as 1.0 shipped it.  The upgrade script to the
 # current version is assembled from versions/coupon_lock--1.0--1.1/, one piece
 # per change of this release, in file-name order.
-UPGRADE_PIECES = $(sort $(wildcard versions/$(EXTENSION)--1.0--$(EXTVERSION)/*.sql))
+UPGRADE_PIECES = $(call src_files,versions/$(EXTENSION)--1.0--$(EXTVERSION)/*.sql)
 
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql $(EXTENSION)--1.0--$(EXTVERSION).sql
-DATA       = $(wildcard versions/$(EXTENSION)--*.sql)
+DATA       = $(call src_files,versions/$(EXTENSION)--*.sql)
 
-REGRESS      = $(sort $(basename $(notdir $(wildcard sql/*.sql))))
+REGRESS      = $(basename $(notdir $(call src_files,sql/*.sql)))
 REGRESS_OPTS = --load-extension=$(EXTENSION)
-ISOLATION      = $(sort $(basename $(notdir $(wildcard specs/*.spec))))
+ISOLATION      = $(basename $(notdir $(call src_files,specs/*.spec)))
 ISOLATION_OPTS = --load-extension=$(EXTENSION)
 
 # Export only what PostgreSQL looks up (src/exports.map).
@@ -69,4 +75,21 @@ $(EXTENSION)--1.0--$(EXTVERSION).sql: $(UPGRADE_PIECES)
 $(shlib): src/exports.map
 
 # Object files depend on the shared headers.
-$(OBJS): $(wildcard src/*.h)
+$(OBJS): $(call src_files,src/*.h)
+# A VPATH build writes them to a src/ folder of its own.
+ifdef VPATH
+$(shell mkdir -p src)
+endif
+
+# The release archive for PGXN (README "Releasing"): coupon_lock-1.1.0.zip,
+# from git archive of HEAD, so it holds exactly what is committed.  PGXN
+# versions are semantic: the extension's 1.1 is the distribution's 1.1.0,
+# which META.json must name.
+DISTVERSION = $(EXTVERSION).0
+DISTDIR    ?= .
+dist:
+	@grep -q '^   "version": "$(DISTVERSION)",' META.json || \
+		{ echo "META.json does not give the version $(DISTVERSION)" >&2; exit 1; }
+	git archive --format=zip --prefix=$(EXTENSION)-$(DISTVERSION)/ \
+		--output=$(DISTDIR)/$(EXTENSION)-$(DISTVERSION).zip HEAD
+.PHONY: dist

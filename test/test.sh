@@ -14,7 +14,7 @@ PGPORT=${CL_TEST_PGPORT:-54881}
 REDIS_PORT=${CL_TEST_REDIS_PORT:-6489}
 export PGHOST=127.0.0.1 PGPORT PGUSER=postgres CL_REDIS_PORT=$REDIS_PORT
 # nohiredis rebuilds and reinstalls the extension: keep it last.
-LAYERS=${*:-regress isolation shell stress crash fuzz security memory nohiredis}
+LAYERS=${*:-regress isolation shell stress crash fuzz security memory upgrade dist deb nohiredis}
 
 total_pass=0
 total_fail=0
@@ -100,6 +100,16 @@ layer_fuzz()     { run_prove fuzz; }
 layer_security() { run_prove security; }
 layer_memory()   { run_prove memory; }
 layer_valgrind() { run_prove valgrind; }
+layer_upgrade()  { run_prove upgrade; }
+layer_dist()     { run_prove dist; }
+# deb installs the package into the system's PostgreSQL and purges it; where
+# the suite installs there too (CI), its build goes with the purge, so it is
+# installed again and the server restarted on it.
+layer_deb() {
+    run_prove deb
+    cl_build_install yes
+    cl_pg_stop test; cl_pg_start test "$PGPORT"
+}
 
 # The build without hiredis (make WITH_HIREDIS=no): the Redis regress test
 # runs against its alternative expected output, expected/redis_1.out, where
