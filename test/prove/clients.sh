@@ -23,7 +23,9 @@ NODE_ACKS=$PV_TMP/clients_acks_node.txt
 
 # Node and npm: Debian's nodejs and npm on a clean machine; a NodeSource
 # nodejs (which bundles npm and conflicts with Debian's npm) is used as it is.
-command -v node >/dev/null && command -v npm >/dev/null || cl_install_packages nodejs npm
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    cl_install_packages nodejs npm
+fi
 
 rm -rf "$NODE_DIR"; mkdir -p "$NODE_DIR"
 cp "$CL_ROOT"/examples/node/{package.json,package-lock.json,coupon-lock-client.js} "$PV_DIR/clients_load.js" "$NODE_DIR/"
