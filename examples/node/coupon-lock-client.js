@@ -157,16 +157,23 @@ function bigintTypes () {
 }
 
 /**
- * A pg.Pool for coupon_lock: bigint as BigInt, an application_name, and an
- * error listener for idle clients (without one a dropped idle connection
- * crashes the process).
+ * A pg.Pool for coupon_lock: bigint as BigInt, an application_name, and
+ * error listeners on the pool and on every client it opens (without them a
+ * connection dropped at the wrong moment crashes the process).
  * @param {import('pg').PoolConfig & {onError?: (err: Error) => void}} config
  * @returns {import('pg').Pool}
  */
 function createPool (config = {}) {
   const { onError, ...rest } = config
   const pool = new pg.Pool({ application_name: 'coupon_lock client', types: bigintTypes(), ...rest })
-  pool.on('error', onError || ((err) => console.error(`coupon_lock pool: idle client lost: ${err.message}`)))
+  const report = onError || ((err) => console.error(`coupon_lock pool: connection lost: ${err.message}`))
+  // idle clients: the pool removes the client and emits 'error'
+  pool.on('error', report)
+  // checked-out clients: pg emits 'error' on a client whose connection dies
+  // while no query runs on it, and an 'error' event without a listener ends
+  // the process; the query in flight (if any) is rejected as well, and the
+  // Runner destroys the client instead of pooling it again
+  pool.on('connect', (client) => client.on('error', () => {}))
   return pool
 }
 

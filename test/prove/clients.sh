@@ -8,7 +8,8 @@
 # Meanwhile another session terminates client backends of each language in
 # turn (pg_terminate_backend).  Then, in SQL: every acknowledged claim, redeem
 # and unfreeze is in the ledger, nothing issued twice, no owner over its limit,
-# no double redeem, one claim per recorded request.
+# no double redeem, one claim per recorded request.  Each language also runs
+# an error catalogue first: every SQLSTATE its helper types, provoked once.
 # Runs on test/test.sh's cluster; Node's dependencies come from the npm
 # registry (npm ci into a copy under tmp/test).
 set -u
@@ -37,12 +38,16 @@ pv_check "python3-psycopg imports" "$PY" -c 'import psycopg' || { pv_done client
 
 pv_fresh_db || { pv_fail "fresh database"; pv_done clients; exit; }
 BATCH=$(pv_psql -c "SELECT coupon_lock.create_batch('clients', 300, 2)")
+# for the error catalogue: a limit of 1, and a batch that has ended
+ERR_BATCH=$(pv_psql -c "SELECT coupon_lock.create_batch('errors', 10, 1)")
+ENDED_BATCH=$(pv_psql -c "SELECT coupon_lock.create_batch('ended', 1, 1, clock_timestamp() + interval '200 milliseconds')")
+pv_psql -c "SELECT pg_sleep(0.3)" >/dev/null
 
 "$PY" "$PV_DIR/clients_load.py" "host=$PGHOST port=$PGPORT user=$PGUSER dbname=$PV_DB" \
-    "$BATCH" "$CUSTOMERS" 25 "$CHECKOUTS" "$PY_ACKS" >"$PV_TMP/clients_python.out" 2>&1 &
+    "$BATCH" "$CUSTOMERS" 25 "$CHECKOUTS" "$PY_ACKS" "$ERR_BATCH" "$ENDED_BATCH" >"$PV_TMP/clients_python.out" 2>&1 &
 py_pid=$!
 (cd "$NODE_DIR" && node clients_load.js "postgresql://$PGUSER@$PGHOST:$PGPORT/$PV_DB" \
-    "$BATCH" "$CUSTOMERS" 20 "$CHECKOUTS" "$NODE_ACKS") >"$PV_TMP/clients_node.out" 2>&1 &
+    "$BATCH" "$CUSTOMERS" 20 "$CHECKOUTS" "$NODE_ACKS" "$ERR_BATCH" "$ENDED_BATCH") >"$PV_TMP/clients_node.out" 2>&1 &
 node_pid=$!
 
 # Terminate one backend of each language in turn while it runs.
@@ -76,6 +81,8 @@ for lang in python node; do
     pv_check "$lang: no unexpected error" test "$(field $lang unexpected)" = 0
     pv_check "$lang: a stale expected_version makes the runner rerun the unit, which re-reads" \
         test "$(field $lang conflict_rerun)" = ok
+    pv_check "$lang: each SQLSTATE (CL001-CL006, 40001 with version and state, 55000, 22023, 22004, 25006, 55P03, 08001, 40P01) gives its typed error" \
+        test "$(field $lang errors)" = ok || echo "got: $(field $lang errors)"
     pv_check "$lang: ${killed[$lang]} backends terminated mid-run, ${lost:-no} lost connections seen and retried" \
         test "${killed[$lang]}" -gt 0 -a "${lost:-0}" -gt 0
 done

@@ -6,16 +6,23 @@
  * its Runner.  Connections may be terminated at any moment by the layer.
  * Every acknowledged answer goes to ACKLOG (same format as clients_load.py).
  *
- * usage: node clients_load.js CONNSTRING BATCH CUSTOMERS POOLSIZE CHECKOUTS ACKLOG
+ * usage: node clients_load.js CONNSTRING BATCH CUSTOMERS POOLSIZE CHECKOUTS ACKLOG ERRBATCH ENDEDBATCH
+ * (ERRBATCH, a limit of 1, and ENDEDBATCH, past its valid_until, serve the
+ * error catalogue: every SQLSTATE the helper types, provoked once and checked)
  * (CL_CLIENTS_PAY_MS: mean time a payment takes between freeze and redeem, default 40)
  * (run from a copy of examples/node with its node_modules: the module is ./coupon-lock-client)
- * prints: "node: checkouts N redeemed R unfrozen U sold_out S limit L unexpected E lost C conflict_rerun ok|FAILED"
+ * prints: "node: checkouts N redeemed R unfrozen U sold_out S limit L unexpected E lost C conflict_rerun ok|FAILED errors ok|GOT,..."
  */
 const fs = require('fs')
 const { randomUUID } = require('crypto')
-const { Coupons, CouponLockError, LimitReached, Runner, VersionConflict, createPool } = require('./coupon-lock-client')
+const { Coupons, CouponLockError, LimitReached, Runner, VersionConflict, createPool, translate } = require('./coupon-lock-client')
 
-const [connectionString, batchArg, customersArg, poolArg, checkoutsArg, acklog] = process.argv.slice(2)
+// what errorCatalogue() must see, in order
+const EXPECTED_ERRORS = ['UnknownCoupon', 'UnknownBatch', 'OwnerMismatch@2/issued', 'OrderMismatch@3', 'LimitReached',
+  'BatchExpired', 'VersionConflict@3/frozen', 'WrongState@3', 'InvalidArgument', 'InvalidArgument', 'ReadOnly',
+  'LockTimeout', 'RedisUnavailable', 'Deadlock']
+
+const [connectionString, batchArg, customersArg, poolArg, checkoutsArg, acklog, errBatchArg, endedBatchArg] = process.argv.slice(2)
 const batch = BigInt(batchArg)
 const PAY_MS = Number(process.env.CL_CLIENTS_PAY_MS || 40)
 const counts = { checkouts: 0, redeemed: 0, unfrozen: 0, sold_out: 0, limit: 0, unexpected: 0, lost: 0 }
@@ -81,6 +88,76 @@ async function conflictRerun (runner) {
     runner.stats.VersionConflict === 1
 }
 
+/* Provokes each SQLSTATE the helper types once; returns what it got. */
+async function errorCatalogue () {
+  const pool = createPool({ connectionString, max: 2, application_name: 'clients-node-errors' })
+  const conn = await pool.connect()
+  const other = await pool.connect()
+  const cp = new Coupons(conn)
+  const owner = 'node-errors'
+  const errBatch = BigInt(errBatchArg)
+  const got = []
+  const expect = async (call) => {
+    try {
+      await call()
+      got.push('no error')
+    } catch (err) {
+      if (!(err instanceof CouponLockError)) throw err
+      got.push(err.name + (err.currentVersion !== null ? `@${err.currentVersion}` : '') +
+        (err.currentState !== null ? `/${err.currentState}` : ''))
+    }
+  }
+  const sql = (q) => async () => { try { await conn.query(q) } catch (err) { throw translate(err) || err } }
+  const inTx = (...steps) => async () => {
+    await conn.query('BEGIN')
+    try {
+      for (const step of steps) await step()
+    } finally {
+      await conn.query('ROLLBACK')
+    }
+  }
+  try {
+    const coupon = await cp.claim(errBatch, owner)
+    await expect(() => cp.freeze(2n ** 62n, owner, 'o-1')) // CL001
+    await expect(() => cp.claim(2n ** 62n, owner)) // CL002
+    await expect(() => cp.freeze(coupon, 'node-someone-else', 'o-1')) // CL003
+    await cp.freeze(coupon, owner, 'o-1')
+    await expect(() => cp.redeem(coupon, 'o-2')) // CL004
+    await expect(() => cp.claim(errBatch, owner)) // CL005
+    await expect(() => cp.claim(BigInt(endedBatchArg), owner)) // CL006
+    await expect(() => cp.unfreeze(coupon, 'o-1', 1n)) // 40001 + DETAIL
+    await expect(() => cp.issue(coupon, 'node-someone-else')) // 55000
+    await expect(() => cp.claim(errBatch, '')) // 22023
+    await expect(() => cp.claim(errBatch, null)) // 22004
+    await expect(inTx(sql('SET TRANSACTION READ ONLY'), () => cp.unfreeze(coupon, 'o-1'))) // 25006
+    await other.query('BEGIN') // 55P03
+    await other.query('SELECT FROM coupon_lock.coupon WHERE coupon_id = $1 FOR UPDATE', [coupon])
+    await expect(inTx(sql("SET LOCAL lock_timeout = '100ms'"), () => cp.unfreeze(coupon, 'o-1')))
+    await other.query('ROLLBACK')
+    await expect(inTx(sql("SET LOCAL coupon_lock.redis_host = '127.0.0.1'"), // class 08
+      sql('SET LOCAL coupon_lock.redis_port = 1'),
+      sql("SELECT coupon_lock.redis_lock('clients-node', '1 second')")))
+    await expect(async () => { // 40P01: conn locks one coupon, other another, then each the other's
+      const lock = 'SELECT FROM coupon_lock.coupon WHERE coupon_id = $1 FOR UPDATE'
+      const second = await cp.claim(errBatch, `${owner}-2`)
+      await conn.query('BEGIN')
+      await conn.query(lock, [coupon])
+      await other.query('BEGIN')
+      await other.query(lock, [second])
+      const r = await Promise.allSettled([conn.query(lock, [second]), other.query(lock, [coupon])])
+      await conn.query('ROLLBACK')
+      await other.query('ROLLBACK')
+      const failed = r.find((x) => x.status === 'rejected')
+      if (failed) throw translate(failed.reason) || failed.reason
+    })
+  } finally {
+    conn.release()
+    other.release()
+    await pool.end()
+  }
+  return got
+}
+
 async function main () {
   let idleLost = 0
   const pool = createPool({
@@ -94,6 +171,7 @@ async function main () {
   const conflictPool = createPool({ connectionString, max: 1, application_name: 'clients-node-conflict' })
   const rerunOk = await conflictRerun(new Runner(conflictPool))
   await conflictPool.end()
+  const errors = await errorCatalogue()
   const tasks = []
   for (let i = 0; i < Number(customersArg); i++) tasks.push(customer(runner, `node-${i}`, Number(checkoutsArg)))
   await Promise.all(tasks)
@@ -101,7 +179,8 @@ async function main () {
   await pool.end()
   await new Promise((resolve) => acks.end(resolve))
   console.log('node: ' + Object.entries(counts).map(([k, v]) => `${k} ${v}`).join(' ') +
-    ` conflict_rerun ${rerunOk ? 'ok' : 'FAILED'}`)
+    ` conflict_rerun ${rerunOk ? 'ok' : 'FAILED'}` +
+    ` errors ${errors.join(',') === EXPECTED_ERRORS.join(',') ? 'ok' : errors.join(',').replace(/ /g, '_')}`)
 }
 
 main().catch((err) => { console.error(err); process.exitCode = 1 })
