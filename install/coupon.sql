@@ -153,13 +153,15 @@ CREATE FUNCTION coupon_lock.coupon_issue(coupon_id bigint, owner_id text, expect
 RETURNS bigint AS 'MODULE_PATHNAME', 'coupon_lock_coupon_issue'
 LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION coupon_lock.coupon_issue(bigint, text, bigint) IS
-    'available -> issued to owner_id; returns the new version';
+    'available -> issued to owner_id; returns the new version (the current one for a repeat by the same owner with no transition in between)';
 
-CREATE FUNCTION coupon_lock.coupon_claim(batch_id bigint, owner_id text)
+-- request_id (1.1): see install/claim_request.sql and src/claim_request.c
+CREATE FUNCTION coupon_lock.coupon_claim(batch_id bigint, owner_id text, request_id text DEFAULT NULL)
 RETURNS bigint AS 'MODULE_PATHNAME', 'coupon_lock_coupon_claim'
 LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
-COMMENT ON FUNCTION coupon_lock.coupon_claim(bigint, text) IS
-    'issues one available coupon of the batch to owner_id and returns its coupon_id; NULL when sold out';
+COMMENT ON FUNCTION coupon_lock.coupon_claim(bigint, text, text) IS
+    'issues one available coupon of the batch to owner_id and returns its coupon_id; NULL when sold out; '
+    'with a request_id, a repeated call returns the first call''s answer and changes nothing';
 
 CREATE FUNCTION coupon_lock.coupon_freeze(coupon_id bigint, owner_id text, order_id text,
                                           expected_version bigint DEFAULT NULL, ttl interval DEFAULT NULL)
@@ -201,7 +203,7 @@ COMMENT ON FUNCTION coupon_lock.expire_coupons(integer) IS
 REVOKE ALL ON FUNCTION coupon_lock.coupon_row_is_valid(coupon_lock.coupon_state, text, text, timestamptz, bigint),
                        coupon_lock.create_batch(text, integer, integer, timestamptz, interval),
                        coupon_lock.coupon_issue(bigint, text, bigint),
-                       coupon_lock.coupon_claim(bigint, text),
+                       coupon_lock.coupon_claim(bigint, text, text),
                        coupon_lock.coupon_freeze(bigint, text, text, bigint, interval),
                        coupon_lock.coupon_unfreeze(bigint, text, bigint),
                        coupon_lock.coupon_redeem(bigint, text, bigint),

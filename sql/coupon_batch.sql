@@ -69,7 +69,7 @@ SELECT pg_temp.st($$SELECT count(*)::text FROM coupon_lock.coupon$$);
 SELECT pg_temp.st($$SELECT coupon_lock.create_batch('x', 1)$$);
 RESET ROLE;
 SELECT has_table_privilege('cl_nobody', 'coupon_lock.coupon', 'INSERT, UPDATE, DELETE, TRUNCATE') AS can_write,
-       has_function_privilege('cl_nobody', 'coupon_lock.coupon_claim(bigint, text)', 'EXECUTE') AS can_claim;
+       has_function_privilege('cl_nobody', 'coupon_lock.coupon_claim(bigint, text, text)', 'EXECUTE') AS can_claim;
 -- with the README's grants it can read and call, still not write
 GRANT USAGE ON SCHEMA coupon_lock TO cl_nobody;
 GRANT SELECT ON ALL TABLES IN SCHEMA coupon_lock TO cl_nobody;

@@ -28,7 +28,8 @@ SELECT pg_temp.c(:b, 1) AS c1, pg_temp.c(:b, 2) AS c2, pg_temp.c(:b, 3) AS c3,
 SELECT coupon_lock.coupon_issue(:c1, 'alice');
 SELECT coupon_lock.coupon_issue(:c2, 'alice', 1);
 SELECT * FROM pg_temp.v(:b) WHERE n <= 2 ORDER BY n;
--- issuing again is refused (not an idempotent call), whoever asks
+-- issuing again: an idempotent retry for the same owner (1.1, sql/coupon_issue_retry.sql),
+-- refused for anyone else
 SELECT pg_temp.st(format('SELECT coupon_lock.coupon_issue(%s, %L)', :c1, 'alice'));
 SELECT pg_temp.st(format('SELECT coupon_lock.coupon_issue(%s, %L)', :c1, 'bob'));
 -- a stale expected_version: 40001 naming the current version and state

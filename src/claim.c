@@ -31,6 +31,9 @@
  * consumes no draw; a claim that finds the batch sold out gives the
  * quota back.
  *
+ * With a request_id (1.1) the entry point hands the claim to
+ * claim_request.c, which runs it at most once per (batch, owner, request).
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -41,6 +44,7 @@
 #include "executor/spi.h"
 #include "utils/lsyscache.h"
 
+#include "claim_request.h"
 #include "coupon.h"
 #include "coupon_lock.h"
 #include "guard.h"
@@ -137,11 +141,13 @@ take_coupon(int64 batch_id, int32 quantity, int64 first_coupon_id, const char *o
 	}
 }
 
-Datum
-coupon_lock_coupon_claim(PG_FUNCTION_ARGS)
+/*
+ * One claim: the batch's checks, the per-user limit, a coupon.  Returns its
+ * coupon_id, or -1 when the batch is sold out.  SPI must be connected.
+ */
+static int64
+claim(int64 batch_id, const char *owner_id)
 {
-	int64		batch_id = cl_arg_int64(fcinfo, 0, "batch_id");
-	char	   *owner_id = cl_arg_id(fcinfo, 1, "owner_id");
 	Datum		values[1] = {Int64GetDatum(batch_id)};
 	int32		quantity;
 	int32		per_user_limit;
@@ -149,7 +155,6 @@ coupon_lock_coupon_claim(PG_FUNCTION_ARGS)
 	int64		coupon_id;
 	bool		isnull;
 
-	SPI_connect();
 	if (spi_run(&batch_plan, values, NULL, 1) == 0)
 	{
 		if (spi_found_after_snapshot(&batch_plan, values, NULL))
@@ -174,6 +179,27 @@ coupon_lock_coupon_claim(PG_FUNCTION_ARGS)
 	coupon_id = take_coupon(batch_id, quantity, first_coupon_id, owner_id);
 	if (coupon_id < 0)
 		quota_give_back(batch_id, owner_id);
+	return coupon_id;
+}
+
+/*
+ * coupon_claim(batch_id, owner_id [, request_id]).  With a request_id the
+ * claim runs at most once per key (claim_request.c); the 1.0 declaration
+ * passes two arguments only.
+ */
+Datum
+coupon_lock_coupon_claim(PG_FUNCTION_ARGS)
+{
+	int64		batch_id = cl_arg_int64(fcinfo, 0, "batch_id");
+	char	   *owner_id = cl_arg_id(fcinfo, 1, "owner_id");
+	char	   *request_id = cl_claim_request_arg(fcinfo, 2);
+	int64		coupon_id;
+
+	SPI_connect();
+	if (request_id)
+		coupon_id = cl_claim_once(batch_id, owner_id, request_id, claim);
+	else
+		coupon_id = claim(batch_id, owner_id);
 	SPI_finish();
 
 	if (coupon_id < 0)

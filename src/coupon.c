@@ -15,7 +15,8 @@
  *	2. decide(): the only place that says which transition is allowed from
  *	   which state, whether the call is an idempotent retry, and whether
  *	   expected_version matches.  It reads what step 1 read, nothing else
- *	   (the unfreeze retry alone looks at the coupon's last ledger row).
+ *	   (the unfreeze and issue retries look at the coupon's last ledger
+ *	   row).
  *	3. apply: one UPDATE whose WHERE repeats the version and state it was
  *	   decided on, chained to the ledger INSERT in the same statement.  The
  *	   version check in the writing statement is the last guard: should
@@ -233,7 +234,7 @@ static SpiPlan coupon_exists_plan = {
 };
 
 static SpiPlan last_event_plan = {
-	"SELECT op, order_id, version FROM coupon_lock.coupon_event"
+	"SELECT op, order_id, version, owner_id FROM coupon_lock.coupon_event"
 	" WHERE coupon_id = $1 ORDER BY event_id DESC LIMIT 1",
 	1, {INT8OID}, NULL
 };
@@ -390,19 +391,51 @@ lock_row(int64 coupon_id, CouponRow *row)
 	return true;
 }
 
+/*
+ * The ledger row that made the coupon's current version: the op name in
+ * *op, its order and owner.  False when the last row is of another version.
+ */
+static bool
+last_event(const CouponRow *row, const char **op, const char **order_id,
+		   const char **owner_id)
+{
+	Datum		values[1] = {Int64GetDatum(row->coupon_id)};
+
+	if (spi_run(&last_event_plan, values, NULL, 1) == 0 || spi_int64(0, 3) != row->version)
+		return false;
+	*op = spi_text_or_null(0, 1);
+	*order_id = spi_text_or_null(0, 2);
+	*owner_id = spi_text_or_null(0, 4);
+	return true;
+}
+
 /* True when the coupon's last transition was this order letting go of it. */
 static bool
 last_released_by(const CouponRow *row, const char *order_id)
 {
-	Datum		values[1] = {Int64GetDatum(row->coupon_id)};
-	char	   *op;
+	const char *op,
+			   *order,
+			   *owner;
 
-	if (spi_run(&last_event_plan, values, NULL, 1) == 0)
-		return false;
-	op = spi_text_or_null(0, 1);
-	return (strcmp(op, op_names[OP_UNFREEZE]) == 0 || strcmp(op, op_names[OP_RELEASE]) == 0) &&
-		same_id(spi_text_or_null(0, 2), order_id) &&
-		spi_int64(0, 3) == row->version;
+	return last_event(row, &op, &order, &owner) &&
+		(strcmp(op, op_names[OP_UNFREEZE]) == 0 || strcmp(op, op_names[OP_RELEASE]) == 0) &&
+		same_id(order, order_id);
+}
+
+/*
+ * True when the coupon's last transition was coupon_issue to this owner: a
+ * repeated issue is then an idempotent retry (1.1; harda also edits this
+ * file).
+ */
+static bool
+last_issued_to(const CouponRow *row, const char *owner_id)
+{
+	const char *op,
+			   *order,
+			   *owner;
+
+	return last_event(row, &op, &order, &owner) &&
+		strcmp(op, op_names[OP_ISSUE]) == 0 && same_id(owner, owner_id);
 }
 
 /* RULE_VERSION_MATCHES */
@@ -436,6 +469,9 @@ decide(const CouponCall *call, const CouponRow *row, Change *ch)
 	switch (call->op)
 	{
 		case OP_ISSUE:
+			if (row->state == CS_ISSUED && same_id(row->owner_id, call->owner_id) &&
+				last_issued_to(row, call->owner_id))
+				return DECIDE_NOOP;
 			check_version(call, row);
 			if (row->state != CS_AVAILABLE)
 				report_wrong_state(row, call->op);

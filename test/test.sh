@@ -14,7 +14,7 @@ PGPORT=${CL_TEST_PGPORT:-54881}
 REDIS_PORT=${CL_TEST_REDIS_PORT:-6489}
 export PGHOST=127.0.0.1 PGPORT PGUSER=postgres CL_REDIS_PORT=$REDIS_PORT
 # nohiredis rebuilds and reinstalls the extension: keep it last.
-LAYERS=${*:-regress isolation shell stress crash fuzz security memory upgrade dist deb nohiredis}
+LAYERS=${*:-regress isolation shell stress crash fuzz security memory clients upgrade dist deb nohiredis}
 
 total_pass=0
 total_fail=0
@@ -99,6 +99,7 @@ layer_crash()    { run_prove crash; }
 layer_fuzz()     { run_prove fuzz; }
 layer_security() { run_prove security; }
 layer_memory()   { run_prove memory; }
+layer_clients()  { run_prove clients; }   # examples/python and examples/node under load
 layer_valgrind() { run_prove valgrind; }
 layer_upgrade()  { run_prove upgrade; }
 layer_dist()     { run_prove dist; }
