@@ -52,7 +52,7 @@ static SpiPlan batch_plan = {
 
 static SpiPlan leftover_plan = {
 	"SELECT coupon_id, version FROM coupon_lock.coupon"
-	" WHERE batch_id = $1 AND state = 'available'"
+	" WHERE batch_id = $1 AND owner_id IS NULL AND state = 'available'"
 	" ORDER BY coupon_id LIMIT 1 OFFSET $2"
 	"   FOR UPDATE SKIP LOCKED",
 	2, {INT8OID, INT8OID}, NULL

@@ -23,11 +23,10 @@
 
 #include "spi_plans.h"
 
-uint64
-spi_run(SpiPlan *p, Datum *values, const char *nulls, long tcount)
+/* The statement's plan, prepared and kept on first use. */
+SPIPlanPtr
+spi_plan(SpiPlan *p)
 {
-	int			rc;
-
 	if (p->plan == NULL)
 	{
 		SPIPlanPtr	plan = SPI_prepare_cursor(p->sql, p->nargs, p->argtypes,
@@ -40,8 +39,14 @@ spi_run(SpiPlan *p, Datum *values, const char *nulls, long tcount)
 			elog(ERROR, "could not keep coupon_lock statement");
 		p->plan = plan;
 	}
+	return p->plan;
+}
 
-	rc = SPI_execute_plan(p->plan, values, nulls, false, tcount);
+uint64
+spi_run(SpiPlan *p, Datum *values, const char *nulls, long tcount)
+{
+	int			rc = SPI_execute_plan(spi_plan(p), values, nulls, false, tcount);
+
 	if (rc < 0)
 		elog(ERROR, "coupon_lock statement failed: %s", SPI_result_code_string(rc));
 	return SPI_processed;
