@@ -96,9 +96,9 @@ static SpiPlan release_due_plan = {
 static SpiPlan release_chunk_plan = {
 	"WITH due AS (" RELEASE_DUE "),"
 	" take AS (SELECT * FROM due WHERE live AND ($2::bigint[] IS NULL OR coupon_id = ANY ($2))),"
-	" gone AS (DELETE FROM coupon_lock.freeze_deadline q USING due"
-	"           WHERE q.ctid = due.entry"
-	"             AND (NOT due.live OR $2::bigint[] IS NULL OR due.coupon_id = ANY ($2))"
+	" gone AS (DELETE FROM coupon_lock.freeze_deadline"
+	"           WHERE ctid = ANY (ARRAY(SELECT entry FROM due"
+	"                                    WHERE NOT live OR $2::bigint[] IS NULL OR coupon_id = ANY ($2)))"
 	"          RETURNING 1),"
 	" u AS (UPDATE coupon_lock.coupon c"
 	"          SET state = CASE WHEN b.valid_until < pg_catalog.now() THEN 'expired'"
