@@ -3,8 +3,9 @@
  * claim.c
  *	  coupon_claim: the flash-sale path.
  *
- * A batch's coupons have contiguous ids, and each batch has a sequence of
- * its own (coupon_lock.claim_seq_<batch_id>).  A claim draws the next
+ * A batch's coupons have contiguous ids, and each batch of at least
+ * coupon_lock.claim_sequence_min_quantity coupons has a sequence of its
+ * own (coupon_lock.claim_seq_<batch_id>).  A claim draws the next
  * value n and tries coupon first_coupon_id + n - 1 with one compare-and-
  * swap UPDATE (available at version 1 -> issued).  Sequence draws are not
  * transactional, so concurrent claimers never wait on one another and
@@ -15,9 +16,12 @@
  * fails, draw again), or the claiming transaction rolled back after its
  * draw (the coupon stays available behind the sequence).  Once the
  * sequence has passed the batch's quantity, claims fall back to an index
- * scan over the batch's still-available coupons (a partial index that
- * claims leave, so it holds only what is left) with FOR UPDATE SKIP LOCKED.
- * That returns the missed coupons and, when none is left, NULL.
+ * scan over the batch's never-issued coupons (coupon_unclaimed_idx, a
+ * partial index on owner_id IS NULL that claims leave, so it holds only what
+ * is left) with FOR UPDATE SKIP LOCKED.  That returns the missed coupons
+ * and, when none is left, NULL.  A smaller batch has no sequence and claims
+ * through that scan alone: it steps over fewer entries than a sequence
+ * (one relation per batch) costs in files, locks and pg_dump entries.
  *
  * With coupon_lock.redis_guard on, a drawn coupon whose guard is held
  * elsewhere (guard.c) is passed over like a missed draw: the claim draws
@@ -58,21 +62,17 @@ static SpiPlan leftover_plan = {
 	2, {INT8OID, INT8OID}, NULL
 };
 
-/* The batch's claim sequence, by name in schema coupon_lock. */
+/*
+ * The batch's claim sequence, by name in schema coupon_lock; InvalidOid for
+ * a batch created without one (below claim_sequence_min_quantity, batch.c).
+ */
 static Oid
 claim_sequence(int64 batch_id)
 {
 	char		relname[NAMEDATALEN];
-	Oid			relid;
 
 	snprintf(relname, sizeof(relname), "claim_seq_%lld", (long long) batch_id);
-	relid = get_relname_relid(relname, get_namespace_oid("coupon_lock", false));
-	if (!OidIsValid(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("claim sequence of batch %lld does not exist", (long long) batch_id),
-				 errhint("It is created by create_batch; restore it from a dump of the database.")));
-	return relid;
+	return get_relname_relid(relname, get_namespace_oid("coupon_lock", false));
 }
 
 /* Returns the claimed coupon's id, or -1 when the batch is sold out. */
@@ -82,7 +82,7 @@ take_coupon(int64 batch_id, int32 quantity, int64 first_coupon_id, const char *o
 	Oid			seq = claim_sequence(batch_id);
 	Datum		values[2] = {Int64GetDatum(batch_id), 0};
 
-	for (;;)
+	while (OidIsValid(seq))
 	{
 		int64		n = nextval_internal(seq, false);
 
@@ -94,7 +94,10 @@ take_coupon(int64 batch_id, int32 quantity, int64 first_coupon_id, const char *o
 			return first_coupon_id + n - 1;
 	}
 
-	/* Past the end: pick up coupons whose draw was missed (or guard was held). */
+	/*
+	 * Past the end, or a small batch without a sequence: pick up coupons
+	 * whose draw was missed (or guard was held).
+	 */
 	for (int64 skip = 0;; skip++)
 	{
 		int64		coupon_id;
