@@ -154,8 +154,9 @@ static SpiPlan lock_row_plan = {
 #define APPLY_ARGTYPES \
 	9, {INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID, INTERVALOID, TEXTOID, TEXTOID, TEXTOID}, NULL
 
-static SpiPlan apply_plan = {APPLY_SQL(DEADLINE_CTE), APPLY_ARGTYPES};
-static SpiPlan apply_plan_1_0 = {APPLY_SQL(""), APPLY_ARGTYPES};
+/* a freeze on the 1.1 schema; every other write (claims too) needs no deadline */
+static SpiPlan apply_freeze_plan = {APPLY_SQL(DEADLINE_CTE), APPLY_ARGTYPES};
+static SpiPlan apply_plan = {APPLY_SQL(""), APPLY_ARGTYPES};
 
 /* The plan for this database's schema: v11 from 1.1 on, else v10. */
 static SpiPlan *
@@ -520,7 +521,8 @@ apply(int64 coupon_id, int64 version, CouponState from, CouponOp op, const Chang
 	values[7] = CStringGetTextDatum(op_names[op]);
 	values[8] = text_datum_or_null(ch->ledger_order, &nulls[8]);
 
-	if (spi_run(plan_for_schema(&apply_plan, &apply_plan_1_0), values, nulls, 0) != 1)
+	if (spi_run(ch->freeze ? plan_for_schema(&apply_freeze_plan, &apply_plan) : &apply_plan,
+				values, nulls, 0) != 1)
 		return -1;
 	return spi_int64(0, 1);
 }
