@@ -335,7 +335,7 @@ workload_big() {
     note "big: the extension's cycle on $CL_BENCH_BIG_QUANTITY coupons vs on $CL_BENCH_QUANTITY;" \
         "cells $CL_BENCH_BIG_CELLS; ${CL_BENCH_SECONDS}s x $CL_BENCH_REPEATS"
     cycle_setup
-    note "big: creating and issuing $CL_BENCH_BIG_QUANTITY coupons (create_batch, then one UPDATE, then VACUUM)"
+    note "big: writing $CL_BENCH_BIG_QUANTITY issued coupons (bench_plpgsql.issued_batch), then VACUUM"
     read -r b f < <(issued_batch coupon_lock "$CL_BENCH_BIG_QUANTITY")
     FIRST[big]=$f
     for cell in $CL_BENCH_BIG_CELLS; do
