@@ -35,7 +35,7 @@ cl_pg_start profile "$PGPORT"
 trap 'cl_pg_stop profile' EXIT
 "$CL_PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -c "CREATE EXTENSION coupon_lock" \
     -f bench/baselines.sql >/dev/null 2>&1 || cl_die "loading the extension and baselines failed"
-declare -A FIRST CLAIM_BATCH
+declare -A FIRST CLAIM_BATCH CLAIM_FIRST
 for s in coupon_lock:ext bench_plpgsql:plpgsql bench_sql:sql; do
     schema=${s%%:*}
     if [ "$schema" = coupon_lock ]; then
@@ -48,7 +48,10 @@ for s in coupon_lock:ext bench_plpgsql:plpgsql bench_sql:sql; do
     "$CL_PGBIN/psql" -X -q -c "SELECT bench_plpgsql.issue_all('$schema', $b)" >/dev/null
     FIRST[${s#*:}]=$("$CL_PGBIN/psql" -X -At -c "SELECT first_coupon_id FROM $schema.batch WHERE batch_id = $b")
     CLAIM_BATCH[${s#*:}]=$c
+    CLAIM_FIRST[${s#*:}]=$("$CL_PGBIN/psql" -X -At -c "SELECT first_coupon_id FROM $schema.batch WHERE batch_id = $c")
 done
+"$CL_PGBIN/psql" -X -q -c "CREATE SEQUENCE bench_sql.claim_seq"
+CLAIM_BATCH[floor]=${CLAIM_BATCH[sql]}
 "$CL_PGBIN/psql" -X -q -c "VACUUM ANALYZE" -c CHECKPOINT
 cl_pg_stop profile
 
@@ -77,6 +80,13 @@ script() {
             echo "PREPARE u(text) AS SELECT pg_advisory_unlock(hashtextextended(\$1, 0));" ;;
         claim:ext) echo "PREPARE c(bigint, text) AS SELECT coupon_lock.coupon_claim(\$1, \$2);" ;;
         claim:plpgsql) echo "PREPARE c(bigint, text) AS SELECT bench_plpgsql.coupon_claim(\$1, \$2);" ;;
+        claim:skip) echo "PREPARE c(bigint, text) AS SELECT bench_plpgsql.coupon_claim_skip(\$1, \$2);" ;;
+        claim:floor)
+            # the statement of bench/claim_floor.sql ($1, the batch, is not needed)
+            echo "PREPARE c(bigint, text) AS UPDATE bench_sql.coupon SET state = 'issued', owner_id = \$2,"\
+                 "version = version + 1, updated_at = now()"\
+                 "WHERE coupon_id = (SELECT ${CLAIM_FIRST[sql]} + nextval('bench_sql.claim_seq') - 1)"\
+                 "AND state = 'available' AND \$1 IS NOT NULL RETURNING coupon_id;" ;;
     esac
     for i in $(seq "$n"); do
         id=$((first + i))
@@ -87,7 +97,7 @@ script() {
             echo "EXECUTE l('k$i');"
             echo "EXECUTE u('k$i');"
         else
-            echo "EXECUTE c(${CLAIM_BATCH[$c]}, 'p$RANDOM-$n-$i');"
+            echo "EXECUTE c(${CLAIM_BATCH[$c]:-${CLAIM_BATCH[plpgsql]}}, 'p$RANDOM-$n-$i');"
         fi
     done
 }
@@ -111,8 +121,9 @@ chown -R "$(stat -c %U "$DIR/pg")" "$DIR"
     echo
     echo "From \`bench/profile.sh $N\` at commit $(git -C "$CL_ROOT" rev-parse --short HEAD):"\
          "one single-user backend, PREPARE/EXECUTE, each statement its own transaction,"\
-         "(instructions with $((WARM + N)) operations - with $WARM) / $N. Same data and schema for every contender"\
-         "(the baselines' tables are copies of the extension's)."
+         "(instructions with $((WARM + N)) operations - with $WARM) / $N. The baselines' tables have the extension's"\
+         "columns and checks and the indexes a user would write (partial indexes on state; bench/baselines.sql)."\
+         "Claims: plpgsql is the weak SKIP LOCKED claim (ORDER BY), skip the strong one, floor the sequence-addressed UPDATE."
     echo
     echo "| workload | contender | instructions per operation | contender ÷ coupon_lock (coupon_lock's CPU-bound speed-up) |"
     echo "|---|---|---:|---:|"
@@ -122,9 +133,10 @@ workloads="cycle claim"
 grep -q 'FUNCTION coupon_lock.advisory_lock(' "$CL_ROOT"/install/*.sql && workloads="$workloads advisory"
 for w in $workloads; do
     ext=""
-    for c in ext plpgsql sql core; do
+    for c in ext plpgsql skip sql floor core; do
         case $w:$c in
-            cycle:core | claim:sql | claim:core | advisory:plpgsql | advisory:sql) continue ;;
+            cycle:ext | cycle:plpgsql | cycle:sql | claim:ext | claim:plpgsql | claim:skip | claim:floor | advisory:ext | advisory:core) ;;
+            *) continue ;;
         esac
         a=$(count "$w" "$c" "$WARM")
         b=$(count "$w" "$c" $((WARM + N)))

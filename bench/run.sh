@@ -33,22 +33,28 @@ export PGHOST=127.0.0.1 PGPORT PGUSER=postgres PGDATABASE=postgres
 # so that a machine slowly getting faster or slower favours nobody.
 if [ "$MODE" = quick ]; then
     : "${CL_BENCH_SECONDS:=3}" "${CL_BENCH_REPEATS:=1}"
-    : "${CL_BENCH_CYCLE_CELLS:=1:off 8:off}"
-    : "${CL_BENCH_CLAIM_CELLS:=32:200000 8:60000}" "${CL_BENCH_CLAIM_SECONDS:=15}"
-    : "${CL_BENCH_ADVISORY_CELLS:=1:on 8:on}"
+    : "${CL_BENCH_CYCLE_CELLS:=8:off}"
+    : "${CL_BENCH_CLAIM_CELLS:=32:200000:off}" "${CL_BENCH_CLAIM_SECONDS:=12}"
+    : "${CL_BENCH_CLAIM_WEAK_CELLS:=32:200000:off}"
+    : "${CL_BENCH_ADVISORY_CELLS:=8:on}"
     : "${CL_BENCH_REDIS_SECONDS:=3}"
     : "${CL_BENCH_BIG_QUANTITY:=1000000}" "${CL_BENCH_BIG_CELLS:=8:off}"
+    : "${CL_BENCH_BATCHES:=2000}"
 else
     : "${CL_BENCH_SECONDS:=6}" "${CL_BENCH_REPEATS:=2}"
-    : "${CL_BENCH_CYCLE_CELLS:=1:on 8:on 32:on 1:off 8:off 32:off}"
-    : "${CL_BENCH_CLAIM_CELLS:=32:1000000 8:300000}" "${CL_BENCH_CLAIM_SECONDS:=60}"
-    : "${CL_BENCH_ADVISORY_CELLS:=1:on 8:on 32:on}"
-    : "${CL_BENCH_REDIS_SECONDS:=10}"
+    : "${CL_BENCH_CYCLE_CELLS:=8:on 32:on 8:off 32:off}"
+    # clients:quantity:synchronous_commit; the weak SKIP LOCKED claim (ORDER BY)
+    # collapses as the batch drains, so it runs in one cell only, to show it
+    : "${CL_BENCH_CLAIM_CELLS:=32:1000000:on 8:1000000:on 32:1000000:off 8:1000000:off}"
+    : "${CL_BENCH_CLAIM_SECONDS:=24}"
+    : "${CL_BENCH_CLAIM_WEAK_CELLS:=32:1000000:on}"
+    : "${CL_BENCH_ADVISORY_CELLS:=8:on 32:on}"
+    : "${CL_BENCH_REDIS_SECONDS:=6}"
     : "${CL_BENCH_BIG_QUANTITY:=10000000}" "${CL_BENCH_BIG_CELLS:=8:off 32:off}"
+    : "${CL_BENCH_BATCHES:=100000}"
 fi
-: "${CL_BENCH_WORKLOADS:=cycle claim advisory redis big}"
+: "${CL_BENCH_WORKLOADS:=cycle claim batches advisory redis big router}"
 : "${CL_BENCH_QUANTITY:=100000}"        # coupons of the cycle's batches
-: "${CL_BENCH_CLAIM_SYNC:=on}"          # a flash sale keeps its claims durable
 
 BENCH=$CL_ROOT/bench
 OUT=$BENCH/results
@@ -136,17 +142,34 @@ turns() {
 # ---- data ----
 
 # issued_batch SCHEMA QUANTITY: a batch whose coupons are all issued (owner
-# u<coupon_id>), vacuumed; prints "batch_id first_coupon_id".
+# u<coupon_id>), vacuumed; prints "batch_id first_coupon_id".  coupon_lock's
+# batch is made by create_batch and then issued with one UPDATE; for a large
+# one (CL_BENCH_BIG_QUANTITY) the coupons are written issued at once
+# (bench_plpgsql.issued_batch), which halves the setup and changes nothing the
+# cycle measures.
 issued_batch() {
     local schema=$1 quantity=$2 b
-    if [ "$schema" = coupon_lock ]; then
+    if [ "$schema" = coupon_lock ] && [ "$quantity" -ge "$CL_BENCH_BIG_QUANTITY" ]; then
+        b=$(psql_q -c "SELECT bench_plpgsql.issued_batch('bench $quantity', $quantity)")
+    elif [ "$schema" = coupon_lock ]; then
         b=$(psql_q -c "SELECT coupon_lock.create_batch('bench $quantity', $quantity, 1)")
+        psql_q -c "SELECT bench_plpgsql.issue_all('$schema', $b)" >/dev/null
     else
         b=$(psql_q -c "SELECT bench_plpgsql.create_batch('$schema', 'bench $quantity', $quantity, 1)")
+        psql_q -c "SELECT bench_plpgsql.issue_all('$schema', $b)" >/dev/null
     fi
-    psql_q -c "SELECT bench_plpgsql.issue_all('$schema', $b)" >/dev/null
     psql_q -c "VACUUM ANALYZE $schema.coupon" -c "VACUUM ANALYZE $schema.batch"
     echo "$b $(psql_q -c "SELECT first_coupon_id FROM $schema.batch WHERE batch_id = $b")"
+}
+
+# table_stats: one line per contender's coupon table: updates, HOT updates,
+# heap and index size (bytes).
+table_stats() {
+    psql_q -F $'\t' -c "SELECT s.schemaname, s.n_tup_upd, s.n_tup_hot_upd,
+                                pg_table_size(s.relid), pg_indexes_size(s.relid)
+                           FROM pg_stat_user_tables s
+                          WHERE s.relname = 'coupon' AND s.schemaname IN ('coupon_lock', 'bench_plpgsql', 'bench_sql')
+                          ORDER BY 1"
 }
 
 # ---- workloads ----
@@ -166,6 +189,7 @@ workload_cycle() {
     note "cycle: freeze + unfreeze of random issued coupons of $CL_BENCH_QUANTITY;" \
         "cells (clients:synchronous_commit) $CL_BENCH_CYCLE_CELLS; ${CL_BENCH_SECONDS}s x $CL_BENCH_REPEATS per contender"
     cycle_setup
+    sleep 1; table_stats >"$RAW/hot_before.tsv"   # counters reach the stats after up to a second
     for cell in $CL_BENCH_CYCLE_CELLS; do
         clients=${cell%%:*} sync=${cell#*:}
         for r in $(seq "$CL_BENCH_REPEATS"); do
@@ -175,43 +199,93 @@ workload_cycle() {
             done
         done
     done
+    sleep 1; table_stats >"$RAW/hot_after.tsv"
 }
 
 # One flash sale: a fresh batch, clients claiming for CLAIM_SECONDS, then the
 # claims per second (from the coupons' updated_at, which is the claiming
-# transaction's start) and the oversell check.
+# transaction's start) and the oversell check.  Contenders: ext (coupon_claim),
+# skip (PL/pgSQL, SKIP LOCKED without ORDER BY), plpgsql (the same with ORDER
+# BY coupon_id), floor (one sequence-addressed UPDATE, no ledger, no limit).
 claim_run() {
-    local contender=$1 clients=$2 quantity=$3 schema b
-    if [ "$contender" = ext ]; then
-        schema=coupon_lock
-        b=$(psql_q -c "SELECT coupon_lock.create_batch('flash', $quantity, 1)")
-    else
-        schema=bench_plpgsql
-        b=$(psql_q -c "SELECT bench_plpgsql.create_batch('bench_plpgsql', 'flash', $quantity, 1)")
-    fi
+    local contender=$1 clients=$2 quantity=$3 sync=$4 schema=bench_plpgsql b f
+    case $contender in
+        ext)
+            schema=coupon_lock
+            b=$(psql_q -c "SELECT coupon_lock.create_batch('flash', $quantity, 1)") ;;
+        floor)
+            schema=bench_sql
+            b=$(psql_q -c "SELECT bench_plpgsql.create_batch('bench_sql', 'flash', $quantity, 1)")
+            psql_q -c "DROP SEQUENCE IF EXISTS bench_sql.claim_seq" -c "CREATE SEQUENCE bench_sql.claim_seq" ;;
+        *)
+            b=$(psql_q -c "SELECT bench_plpgsql.create_batch('bench_plpgsql', 'flash', $quantity, 1)") ;;
+    esac
+    f=$(psql_q -c "SELECT first_coupon_id FROM $schema.batch WHERE batch_id = $b")
     psql_q -c "VACUUM ANALYZE $schema.coupon"
-    run_pgbench "claim-$quantity" "$contender" "$clients" "$CL_BENCH_CLAIM_SYNC" \
-        "$CL_BENCH_CLAIM_SECONDS" "claim_$contender.sql" -D batch="$b"
+    run_pgbench "claim-$quantity" "$contender" "$clients" "$sync" \
+        "$CL_BENCH_CLAIM_SECONDS" "claim_$contender.sql" -D batch="$b" -D first="$f"
     psql_q -F $'\t' -c "SELECT extract(epoch FROM date_trunc('second', updated_at))::bigint, count(*)
                           FROM $schema.coupon WHERE batch_id = $b AND state <> 'available'
                          GROUP BY 1 ORDER BY 1" >"$LAST_DIR/per_second.tsv"
     psql_q -F $'\t' -c "SELECT * FROM bench_plpgsql.claim_check('$schema', $b)" >"$LAST_DIR/check.tsv"
     read -r q issued events twice over <"$LAST_DIR/check.tsv"
+    # the floor writes no ledger and checks no limit: only "no coupon beyond the quantity" applies
+    [ "$contender" = floor ] && events=$issued over=0
     if [ "$issued" -gt "$q" ] || [ "$issued" != "$events" ] || [ "$twice" != 0 ] || [ "$over" != 0 ]; then
         note "OVERSELL in $LAST_DIR: quantity $q, claimed $issued, claim events $events, claimed twice $twice, owners over limit $over"
     fi
 }
 
 workload_claim() {
-    local cell clients quantity r c
-    note "claim: flash sale on a fresh batch per run; cells (clients:quantity) $CL_BENCH_CLAIM_CELLS;" \
-        "${CL_BENCH_CLAIM_SECONDS}s per contender, synchronous_commit=$CL_BENCH_CLAIM_SYNC, 1 repeat"
+    local cell clients quantity sync c contenders
+    note "claim: flash sale on a fresh batch per run; cells (clients:quantity:synchronous_commit) $CL_BENCH_CLAIM_CELLS;" \
+        "${CL_BENCH_CLAIM_SECONDS}s per contender, 1 repeat; the weak SKIP LOCKED claim (ORDER BY) only in $CL_BENCH_CLAIM_WEAK_CELLS"
     for cell in $CL_BENCH_CLAIM_CELLS; do
-        clients=${cell%%:*} quantity=${cell#*:}
-        for c in $(turns 1 ext plpgsql); do
-            claim_run "$c" "$clients" "$quantity"
+        IFS=: read -r clients quantity sync <<<"$cell"
+        contenders="ext skip floor"
+        case " $CL_BENCH_CLAIM_WEAK_CELLS " in *" $cell "*) contenders="$contenders plpgsql" ;; esac
+        # shellcheck disable=SC2086
+        for c in $(turns 1 $contenders); do
+            claim_run "$c" "$clients" "$quantity" "$sync"
         done
     done
+}
+
+# 100,000 batches: create_batch's time with few and with many batches, a
+# claim's cost on a big batch with few and with many batches, the claim
+# sequences that exist, and pg_dump's time and size.  Writes raw/batches.tsv.
+workload_batches() {
+    local n=$CL_BENCH_BATCHES big fb t0 t1 out=$RAW/batches.tsv
+    note "batches: create_batch of 10-coupon batches and claims on a 1M batch, with 1 and with $n batches; pg_dump"
+    psql_q -c "CREATE DATABASE bench_batches"
+    psql_q -d bench_batches -c "CREATE EXTENSION coupon_lock"
+    big=$(psql_q -d bench_batches -c "SELECT coupon_lock.create_batch('big', 1000000, 1)")
+    batches_round() {   # LABEL
+        PGDATABASE=bench_batches run_pgbench "batches-$1" create_batch 1 on "$CL_BENCH_SECONDS" create_batch.sql
+        PGDATABASE=bench_batches run_pgbench "batches-$1" claim 8 on "$CL_BENCH_SECONDS" claim_ext.sql -D batch="$big"
+    }
+    batches_round few
+    t0=$(date +%s.%N)
+    # in transactions of 1,000: a claim sequence holds a lock-table entry until commit
+    for _ in $(seq $((n / 1000))); do
+        psql_q -d bench_batches -c "SELECT count(coupon_lock.create_batch('small', 10, 1)) FROM generate_series(1, 1000)" >/dev/null
+    done
+    t1=$(date +%s.%N)
+    psql_q -d bench_batches -c "VACUUM ANALYZE"
+    batches_round many
+    {
+        printf 'batches\t%s\n' "$(psql_q -d bench_batches -c "SELECT count(*) FROM coupon_lock.batch")"
+        printf 'bulk_create_seconds\t%s\n' "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')"
+        printf 'claim_sequences\t%s\n' "$(psql_q -d bench_batches -c "SELECT count(*) FROM pg_class WHERE relname LIKE 'claim\_seq\_%'")"
+        t0=$(date +%s.%N)
+        "$CL_PGBIN/pg_dump" -Fc -d bench_batches -f "$RAW/batches.dump"
+        t1=$(date +%s.%N)
+        printf 'pg_dump_seconds\t%s\n' "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')"
+        printf 'pg_dump_bytes\t%s\n' "$(stat -c %s "$RAW/batches.dump")"
+        printf 'database_bytes\t%s\n' "$(psql_q -c "SELECT pg_database_size('bench_batches')")"
+    } >"$out"
+    rm -f "$RAW/batches.dump"
+    psql_q -c "DROP DATABASE bench_batches"
 }
 
 workload_advisory() {
@@ -261,7 +335,7 @@ workload_big() {
     note "big: the extension's cycle on $CL_BENCH_BIG_QUANTITY coupons vs on $CL_BENCH_QUANTITY;" \
         "cells $CL_BENCH_BIG_CELLS; ${CL_BENCH_SECONDS}s x $CL_BENCH_REPEATS"
     cycle_setup
-    note "big: creating and issuing $CL_BENCH_BIG_QUANTITY coupons (create_batch, then one UPDATE, then VACUUM)"
+    note "big: writing $CL_BENCH_BIG_QUANTITY issued coupons (bench_plpgsql.issued_batch), then VACUUM"
     read -r b f < <(issued_batch coupon_lock "$CL_BENCH_BIG_QUANTITY")
     FIRST[big]=$f
     for cell in $CL_BENCH_BIG_CELLS; do
@@ -275,6 +349,18 @@ workload_big() {
             done
         done
     done
+}
+
+# The router's cost per call (issue 14 item 5): claims and the cycle through
+# coupon_lock_router against the same calls on a shard directly.  A hook for
+# when the shards work lands: it writes raw/router.tsv (report.py reads it),
+# and until then says why it did not run.
+workload_router() {
+    if [ "$(psql_q -c "SELECT count(*) FROM pg_available_extensions WHERE name = 'coupon_lock_router'")" = 0 ]; then
+        note "router: skipped, the coupon_lock_router extension is not installed in this build"
+        return 0
+    fi
+    note "router: skipped, the router workload is not written yet (it needs the shards layer's setup)"
 }
 
 # ---- main ----

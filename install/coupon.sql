@@ -24,7 +24,8 @@ CREATE TABLE coupon_lock.batch (
     valid_until     timestamptz,
     freeze_ttl      interval    NOT NULL CHECK (freeze_ttl > interval '0'),
     created_at      timestamptz NOT NULL DEFAULT now(),
-    first_coupon_id bigint      NOT NULL
+    first_coupon_id bigint      NOT NULL,
+    expire_from     bigint
 );
 ALTER SEQUENCE coupon_lock.batch_id_seq OWNED BY coupon_lock.batch.batch_id;
 COMMENT ON TABLE coupon_lock.batch IS
@@ -35,6 +36,13 @@ COMMENT ON COLUMN coupon_lock.batch.valid_until IS 'end of validity; NULL: no en
 COMMENT ON COLUMN coupon_lock.batch.freeze_ttl IS 'how long a freeze holds when coupon_freeze gets no ttl';
 COMMENT ON COLUMN coupon_lock.batch.first_coupon_id IS
     'coupon ids of a batch are contiguous: coupon_claim maps claim slot n to first_coupon_id + n - 1';
+COMMENT ON COLUMN coupon_lock.batch.expire_from IS
+    'expire_coupons has passed every coupon of the batch below this id (NULL: first_coupon_id); only coupons in a final state lie below it';
+-- The batches expire_coupons still has to walk: ended or not, with a valid_until
+-- and coupons not yet passed.  A batch leaves the index once its walk is done.
+CREATE INDEX batch_expiring_idx ON coupon_lock.batch (batch_id)
+    WHERE valid_until IS NOT NULL AND COALESCE(expire_from, first_coupon_id) < first_coupon_id + quantity;
+COMMENT ON INDEX coupon_lock.batch_expiring_idx IS 'expire_coupons: batches with a valid_until it has not walked to the end';
 
 -- The row invariants of a coupon, checked by one C function (src/coupon.c):
 -- the executor rebuilds a table's CHECK expressions from their stored text at
@@ -61,7 +69,7 @@ CREATE TABLE coupon_lock.coupon (
     updated_at   timestamptz              NOT NULL DEFAULT now(),
     CONSTRAINT coupon_row_valid
         CHECK (coupon_lock.coupon_row_is_valid(state, owner_id, order_id, frozen_until, version))
-);
+) WITH (fillfactor = 80);
 -- No foreign key to batch: only create_batch inserts coupons, and a key check per
 -- row would slow a million-coupon batch and put a share lock on the batch row.
 COMMENT ON TABLE coupon_lock.coupon IS
@@ -72,16 +80,34 @@ COMMENT ON COLUMN coupon_lock.coupon.order_id IS
 COMMENT ON COLUMN coupon_lock.coupon.version IS 'compare-and-swap version: 1 at creation, +1 per transition';
 COMMENT ON COLUMN coupon_lock.coupon.frozen_until IS 'end of the freeze; set only while frozen';
 
--- Partial indexes: a claim leaves "available" and so never inserts into the first;
--- the sweeps find their work without scanning redeemed or revoked coupons.
-CREATE INDEX coupon_available_idx ON coupon_lock.coupon (batch_id, coupon_id) WHERE state = 'available';
-CREATE INDEX coupon_issued_idx ON coupon_lock.coupon (batch_id) WHERE state = 'issued';
-CREATE INDEX coupon_frozen_idx ON coupon_lock.coupon (frozen_until) WHERE state = 'frozen';
+-- Freeze, unfreeze, redeem and the sweep's release change no indexed column
+-- (state, order_id, frozen_until and version are in no index and no index
+-- predicate), and fillfactor leaves room on each page, so PostgreSQL makes
+-- them HOT updates: no index insert at all.  What partial indexes on state did
+-- is done another way (docs/performance.md): leftover claims use the index of
+-- unclaimed coupons below (a claim sets owner_id, which it changes anyway),
+-- lapsed freezes come from coupon_lock.freeze_deadline, and expire_coupons
+-- walks each ended batch's id range once (coupon_lock.batch.expire_from).
+CREATE INDEX coupon_unclaimed_idx ON coupon_lock.coupon (batch_id, coupon_id) WHERE owner_id IS NULL;
 CREATE INDEX coupon_owner_idx ON coupon_lock.coupon (owner_id, batch_id) WHERE owner_id IS NOT NULL;
-COMMENT ON INDEX coupon_lock.coupon_available_idx IS 'the claim fallback and expire_coupons';
-COMMENT ON INDEX coupon_lock.coupon_issued_idx IS 'expire_coupons';
-COMMENT ON INDEX coupon_lock.coupon_frozen_idx IS 'release_expired_freezes';
+COMMENT ON INDEX coupon_lock.coupon_unclaimed_idx IS
+    'coupons never issued (available, or expired or revoked before anyone held them): the claim fallback';
 COMMENT ON INDEX coupon_lock.coupon_owner_idx IS 'an owner''s coupons';
+
+-- Every freeze adds its deadline here (in the statement that freezes);
+-- unfreeze and redeem leave the entry, which the sweep drops once it is due
+-- and the coupon has moved on (its version differs).  So a freeze costs one
+-- narrow insert, the cycle's other steps nothing, and release_expired_freezes
+-- reads only what is due.
+CREATE TABLE coupon_lock.freeze_deadline (
+    frozen_until timestamptz NOT NULL,
+    coupon_id    bigint      NOT NULL,
+    version      bigint      NOT NULL
+);
+CREATE INDEX freeze_deadline_idx ON coupon_lock.freeze_deadline (frozen_until);
+COMMENT ON TABLE coupon_lock.freeze_deadline IS
+    'one row per freeze: its deadline and the coupon''s version after it; release_expired_freezes reads and deletes what is due';
+COMMENT ON INDEX coupon_lock.freeze_deadline_idx IS 'release_expired_freezes: due freezes, oldest first';
 
 CREATE TABLE coupon_lock.coupon_event (
     event_id   bigint                   NOT NULL DEFAULT nextval('coupon_lock.coupon_event_id_seq') PRIMARY KEY,
@@ -132,6 +158,7 @@ SELECT pg_catalog.pg_extension_config_dump('coupon_lock.coupon_event', '');
 SELECT pg_catalog.pg_extension_config_dump('coupon_lock.coupon_event_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('coupon_lock.owner_quota', '');
 SELECT pg_catalog.pg_extension_config_dump('coupon_lock.id_allocator', '');
+SELECT pg_catalog.pg_extension_config_dump('coupon_lock.freeze_deadline', '');
 
 -- Applications read the tables and call the functions; nothing writes the tables
 -- directly but the functions (they run as the extension's owner).

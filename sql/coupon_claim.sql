@@ -10,7 +10,11 @@ EXCEPTION WHEN OTHERS THEN
   RETURN SQLSTATE || ': ' || regexp_replace(SQLERRM, '\d+', 'N', 'g')
          || coalesce(' / ' || nullif(d, ''), '');
 END $$;
+-- A batch below coupon_lock.claim_sequence_min_quantity has no claim sequence
+-- (the last part of this file); this one gets one.
+SET coupon_lock.claim_sequence_min_quantity = 1;
 SELECT coupon_lock.create_batch('flash', 8, 2) AS b \gset
+RESET coupon_lock.claim_sequence_min_quantity;
 SELECT first_coupon_id AS f FROM coupon_lock.batch WHERE batch_id = :b \gset
 -- the slot of a claimed coupon (1 = first coupon of the batch), NULL when none
 CREATE FUNCTION pg_temp.claim(b bigint, owner text) RETURNS bigint LANGUAGE sql AS
@@ -68,3 +72,28 @@ SELECT pg_sleep(0.4);
 SELECT pg_temp.st(format('SELECT coupon_lock.coupon_claim(%s, %L)', :bs, 'kim'));
 SELECT pg_temp.st(format('SELECT coupon_lock.coupon_issue(%s, %L)',
        (SELECT first_coupon_id + 1 FROM coupon_lock.batch WHERE batch_id = :bs), 'kim'));
+
+-- A small batch (below claim_sequence_min_quantity, default 1000) gets no
+-- sequence: its claims take the unclaimed coupons in id order through the
+-- index, skip what is issued or revoked, pick up a rolled-back claim's coupon
+-- at once, and return NULL when none is left.
+SHOW coupon_lock.claim_sequence_min_quantity;
+SELECT coupon_lock.create_batch('small', 5, 5) AS s \gset
+SELECT count(*) AS sequences FROM pg_class
+ WHERE relnamespace = 'coupon_lock'::regnamespace AND relname = 'claim_seq_' || :s;
+SELECT first_coupon_id AS g FROM coupon_lock.batch WHERE batch_id = :s \gset
+SELECT pg_temp.claim(:s, 'ann');
+BEGIN;
+SELECT pg_temp.claim(:s, 'ann');
+ROLLBACK;
+SELECT coupon_lock.coupon_issue(:g + 2, 'dan');
+SELECT coupon_lock.coupon_revoke(:g + 3);
+SELECT pg_temp.claim(:s, 'ann'), pg_temp.claim(:s, 'ann'), pg_temp.claim(:s, 'ann');
+SELECT count(*) AS claim_events FROM coupon_lock.coupon_event e
+ WHERE e.op = 'claim' AND e.coupon_id BETWEEN :g AND :g + 4;
+-- only superusers may change the threshold
+CREATE ROLE claim_seq_user;
+SET ROLE claim_seq_user;
+SELECT pg_temp.st('SET coupon_lock.claim_sequence_min_quantity = 1');
+RESET ROLE;
+DROP ROLE claim_seq_user;

@@ -109,6 +109,19 @@ coupon_lock_create_batch(PG_FUNCTION_ARGS)
 	values[2] = Int32GetDatum(quantity);
 	spi_run(&insert_coupons_plan, values, NULL, 0);
 
+	/*
+	 * A claim sequence is a relation: one per batch would make 100,000 small
+	 * batches 100,000 files, a lock-table entry each until commit, and a
+	 * pg_dump entry each.  Small batches are claimed through the index of
+	 * unclaimed coupons instead (claim.c), where a scan steps over at most
+	 * claim_sequence_min_quantity entries.
+	 */
+	if (quantity < cl_claim_sequence_min_quantity)
+	{
+		SPI_finish();
+		PG_RETURN_INT64(batch_id);
+	}
+
 	/* the name holds only the generated id: no caller input reaches the DDL */
 	ddl = psprintf("CREATE SEQUENCE coupon_lock.claim_seq_%lld OWNED BY coupon_lock.batch.batch_id",
 				   (long long) batch_id);

@@ -3,8 +3,9 @@
  * claim.c
  *	  coupon_claim: the flash-sale path.
  *
- * A batch's coupons have contiguous ids, and each batch has a sequence of
- * its own (coupon_lock.claim_seq_<batch_id>).  A claim draws the next
+ * A batch's coupons have contiguous ids, and each batch of at least
+ * coupon_lock.claim_sequence_min_quantity coupons has a sequence of its
+ * own (coupon_lock.claim_seq_<batch_id>).  A claim draws the next
  * value n and tries coupon first_coupon_id + n - 1 with one compare-and-
  * swap UPDATE (available at version 1 -> issued).  Sequence draws are not
  * transactional, so concurrent claimers never wait on one another and
@@ -15,12 +16,15 @@
  * fails, draw again), or the claiming transaction rolled back after its
  * draw (the coupon stays available behind the sequence).  Once the
  * sequence has passed the batch's quantity, claims fall back to an index
- * scan over the batch's still-available coupons (a partial index that
- * claims leave, so it holds only what is left) with FOR UPDATE SKIP LOCKED.
- * That returns the missed coupons.  When it finds none, the same scan runs
- * once more without SKIP LOCKED and waits for claims still in flight on
- * the last coupons, so that NULL (sold out) is only answered when none is
- * left: a coupon whose claim rolls back goes to a waiting claimer.
+ * scan over the batch's never-issued coupons (coupon_unclaimed_idx, a
+ * partial index on owner_id IS NULL that claims leave, so it holds only what
+ * is left) with FOR UPDATE SKIP LOCKED.  That returns the missed coupons.
+ * When it finds none, the same scan runs once more without SKIP LOCKED and
+ * waits for claims still in flight on the last coupons, so that NULL (sold
+ * out) is only answered when none is left: a coupon whose claim rolls back
+ * goes to a waiting claimer.  A smaller batch has no sequence and claims
+ * through that scan alone: it steps over fewer entries than a sequence
+ * (one relation per batch) costs in files, locks and pg_dump entries.
  *
  * With coupon_lock.redis_guard on, a drawn coupon whose guard is held
  * elsewhere (guard.c) is passed over like a missed draw: the claim draws
@@ -61,7 +65,7 @@ static SpiPlan batch_plan = {
 
 static SpiPlan leftover_plan = {
 	"SELECT coupon_id, version FROM coupon_lock.coupon"
-	" WHERE batch_id = $1 AND state = 'available'"
+	" WHERE batch_id = $1 AND owner_id IS NULL AND state = 'available'"
 	" ORDER BY coupon_id LIMIT 1 OFFSET $2"
 	"   FOR UPDATE SKIP LOCKED",
 	2, {INT8OID, INT8OID}, NULL
@@ -72,34 +76,30 @@ static SpiPlan leftover_plan = {
  * (issue 10 item 16): the coupons left may be held by claims still in
  * flight, whose transactions may roll back.  This scan waits for them; a
  * coupon whose claim committed is passed over (READ COMMITTED re-checks
- * state = 'available' on the committed row, and the scan goes on to the
+ * owner_id IS NULL on the committed row, and the scan goes on to the
  * next), one whose claim rolled back is returned.  So NULL means that no
  * coupon is left, not that none was free at that instant.  It waits only
  * at the very end of a batch, and only as long as those transactions.
  */
 static SpiPlan leftover_wait_plan = {
 	"SELECT coupon_id, version FROM coupon_lock.coupon"
-	" WHERE batch_id = $1 AND state = 'available'"
+	" WHERE batch_id = $1 AND owner_id IS NULL AND state = 'available'"
 	" ORDER BY coupon_id LIMIT 1 OFFSET $2"
 	"   FOR UPDATE",
 	2, {INT8OID, INT8OID}, NULL
 };
 
-/* The batch's claim sequence, by name in schema coupon_lock. */
+/*
+ * The batch's claim sequence, by name in schema coupon_lock; InvalidOid for
+ * a batch created without one (below claim_sequence_min_quantity, batch.c).
+ */
 static Oid
 claim_sequence(int64 batch_id)
 {
 	char		relname[NAMEDATALEN];
-	Oid			relid;
 
 	snprintf(relname, sizeof(relname), "claim_seq_%lld", (long long) batch_id);
-	relid = get_relname_relid(relname, get_namespace_oid("coupon_lock", false));
-	if (!OidIsValid(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("claim sequence of batch %lld does not exist", (long long) batch_id),
-				 errhint("It is created by create_batch; restore it from a dump of the database.")));
-	return relid;
+	return get_relname_relid(relname, get_namespace_oid("coupon_lock", false));
 }
 
 /* Returns the claimed coupon's id, or -1 when the batch is sold out. */
@@ -109,7 +109,7 @@ take_coupon(int64 batch_id, int32 quantity, int64 first_coupon_id, const char *o
 	Oid			seq = claim_sequence(batch_id);
 	Datum		values[2] = {Int64GetDatum(batch_id), 0};
 
-	for (;;)
+	while (OidIsValid(seq))
 	{
 		int64		n = nextval_internal(seq, false);
 
@@ -121,7 +121,10 @@ take_coupon(int64 batch_id, int32 quantity, int64 first_coupon_id, const char *o
 			return first_coupon_id + n - 1;
 	}
 
-	/* Past the end: pick up coupons whose draw was missed (or guard was held). */
+	/*
+	 * Past the end, or a small batch without a sequence: pick up coupons
+	 * whose draw was missed (or guard was held).
+	 */
 	for (int64 skip = 0;; skip++)
 	{
 		int64		coupon_id;

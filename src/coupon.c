@@ -167,54 +167,78 @@ static SpiPlan lock_row_plan = {
 	1, {INT8OID}, NULL
 };
 
-static SpiPlan apply_plan = {
-	"WITH u AS ("
-	"  UPDATE coupon_lock.coupon"
-	"     SET state = $3::coupon_lock.coupon_state, owner_id = $4, order_id = $5,"
-	"         frozen_until = pg_catalog.clock_timestamp() + $6, version = version + 1,"
-	"         updated_at = pg_catalog.now()"
-	"   WHERE coupon_id = $1 AND version = $2 AND state = $7::coupon_lock.coupon_state"
-	"  RETURNING coupon_id, version, owner_id)"
-	" INSERT INTO coupon_lock.coupon_event"
-	"        (coupon_id, op, from_state, to_state, version, owner_id, order_id)"
-	" SELECT u.coupon_id, $8, $7::coupon_lock.coupon_state, $3::coupon_lock.coupon_state,"
-	"        u.version, u.owner_id, $9"
-	"   FROM u"
-	" RETURNING version",
+/*
+ * 1.1 schema: every freeze also records its deadline in freeze_deadline, in
+ * the statement that freezes (the sweep reads it; see sweep.c).  A database
+ * still at 1.0 has no such table, and its sweep reads the coupons' old
+ * partial index instead: its plans leave the insert out.
+ */
+#define DEADLINE_CTE \
+	", d AS (INSERT INTO coupon_lock.freeze_deadline (frozen_until, coupon_id, version)" \
+	"        SELECT u.frozen_until, u.coupon_id, u.version FROM u WHERE u.frozen_until IS NOT NULL)"
+
+#define APPLY_SQL(extra) \
+	"WITH u AS (" \
+	"  UPDATE coupon_lock.coupon" \
+	"     SET state = $3::coupon_lock.coupon_state, owner_id = $4, order_id = $5," \
+	"         frozen_until = pg_catalog.clock_timestamp() + $6, version = version + 1," \
+	"         updated_at = pg_catalog.now()" \
+	"   WHERE coupon_id = $1 AND version = $2 AND state = $7::coupon_lock.coupon_state" \
+	"  RETURNING coupon_id, version, owner_id, frozen_until)" extra \
+	" INSERT INTO coupon_lock.coupon_event" \
+	"        (coupon_id, op, from_state, to_state, version, owner_id, order_id)" \
+	" SELECT u.coupon_id, $8, $7::coupon_lock.coupon_state, $3::coupon_lock.coupon_state," \
+	"        u.version, u.owner_id, $9" \
+	"   FROM u" \
+	" RETURNING version"
+
+#define APPLY_ARGTYPES \
 	9, {INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID, INTERVALOID, TEXTOID, TEXTOID, TEXTOID}, NULL
-};
+
+/* a freeze on the 1.1 schema; every other write (claims too) needs no deadline */
+static SpiPlan apply_freeze_plan = {APPLY_SQL(DEADLINE_CTE), APPLY_ARGTYPES};
+static SpiPlan apply_plan = {APPLY_SQL(""), APPLY_ARGTYPES};
+
+/* The plan for this database's schema: v11 from 1.1 on, else v10. */
+static SpiPlan *
+plan_for_schema(SpiPlan *v11, SpiPlan *v10)
+{
+	return cl_sql_version() >= CL_SQL_1_1 ? v11 : v10;
+}
 
 /*
  * The fast path: one plan per transition, each the success case of decide()
  * for its op as a WHERE clause of RULE_* macros.  $1 coupon_id, then the
  * call's arguments.
  */
-#define FAST_PLAN(set, cond, op, from, order) \
+#define FAST_PLAN(set, cond, op, from, order, extra) \
 	"WITH u AS (" \
 	"  UPDATE coupon_lock.coupon c" \
 	"     SET " set ", version = c.version + 1, updated_at = pg_catalog.now()" \
 	"    FROM coupon_lock.batch b" \
 	"   WHERE c.coupon_id = $1 AND b.batch_id = c.batch_id AND " cond \
-	"  RETURNING c.coupon_id, c.version, c.owner_id, c.state)" \
+	"  RETURNING c.coupon_id, c.version, c.owner_id, c.state, c.frozen_until)" extra \
 	" INSERT INTO coupon_lock.coupon_event" \
 	"        (coupon_id, op, from_state, to_state, version, owner_id, order_id)" \
 	" SELECT u.coupon_id, '" op "', '" from "', u.state, u.version, u.owner_id, " order \
 	"   FROM u RETURNING version"
 
 /* $2 owner_id, $3 order_id, $4 expected_version, $5 ttl */
-static SpiPlan freeze_fast_plan = {
-	FAST_PLAN("state = 'frozen', order_id = $3,"
-			  " frozen_until = pg_catalog.clock_timestamp() + COALESCE($5, b.freeze_ttl)",
-			  RULE_ISSUED_TO("$2") " AND " RULE_VERSION_MATCHES("$4") " AND " RULE_BATCH_VALID,
-			  "freeze", "issued", "$3"),
-	5, {INT8OID, TEXTOID, TEXTOID, INT8OID, INTERVALOID}, NULL
-};
+#define FREEZE_FAST_SQL(extra) \
+	FAST_PLAN("state = 'frozen', order_id = $3," \
+			  " frozen_until = pg_catalog.clock_timestamp() + COALESCE($5, b.freeze_ttl)", \
+			  RULE_ISSUED_TO("$2") " AND " RULE_VERSION_MATCHES("$4") " AND " RULE_BATCH_VALID, \
+			  "freeze", "issued", "$3", extra)
+#define FREEZE_FAST_ARGTYPES 5, {INT8OID, TEXTOID, TEXTOID, INT8OID, INTERVALOID}, NULL
+
+static SpiPlan freeze_fast_plan = {FREEZE_FAST_SQL(DEADLINE_CTE), FREEZE_FAST_ARGTYPES};
+static SpiPlan freeze_fast_plan_1_0 = {FREEZE_FAST_SQL(""), FREEZE_FAST_ARGTYPES};
 
 /* $2 order_id, $3 expected_version; back to issued, or to expired with its batch */
 static SpiPlan unfreeze_fast_plan = {
 	FAST_PLAN("state = " RULE_AFTER_FREEZE ", order_id = NULL, frozen_until = NULL",
 			  RULE_FROZEN_FOR("$2") " AND " RULE_VERSION_MATCHES("$3"),
-			  "unfreeze", "frozen", "$2"),
+			  "unfreeze", "frozen", "$2", ""),
 	3, {INT8OID, TEXTOID, INT8OID}, NULL
 };
 
@@ -223,7 +247,7 @@ static SpiPlan redeem_fast_plan = {
 	FAST_PLAN("state = 'redeemed', frozen_until = NULL",
 			  RULE_FROZEN_FOR("$2") " AND " RULE_VERSION_MATCHES("$3")
 			  " AND " RULE_FREEZE_HOLDS " AND " RULE_BATCH_VALID,
-			  "redeem", "frozen", "$2"),
+			  "redeem", "frozen", "$2", ""),
 	3, {INT8OID, TEXTOID, INT8OID}, NULL
 };
 
@@ -597,7 +621,8 @@ apply(int64 coupon_id, int64 version, CouponState from, CouponOp op, const Chang
 	values[7] = CStringGetTextDatum(op_names[op]);
 	values[8] = text_datum_or_null(ch->ledger_order, &nulls[8]);
 
-	if (spi_run(&apply_plan, values, nulls, 0) != 1)
+	if (spi_run(ch->freeze ? plan_for_schema(&apply_freeze_plan, &apply_plan) : &apply_plan,
+				values, nulls, 0) != 1)
 		return -1;
 	return spi_int64(0, 1);
 }
@@ -618,7 +643,7 @@ try_fast(const CouponCall *call)
 	switch (call->op)
 	{
 		case OP_FREEZE:
-			plan = &freeze_fast_plan;
+			plan = plan_for_schema(&freeze_fast_plan, &freeze_fast_plan_1_0);
 			values[n++] = CStringGetTextDatum(call->owner_id);
 			break;
 		case OP_UNFREEZE:

@@ -16,6 +16,7 @@
 #include "guc.h"
 
 int			cl_max_batch_quantity = 10000000;
+int			cl_claim_sequence_min_quantity = 1000;	/* perf: claim.c, batch.c */
 
 /* Redis (redis_conn.c, redis_lock.c, guard.c) */
 char	   *cl_redis_host = NULL;
@@ -123,6 +124,15 @@ GucInit(void)
 							"Larger quantities are refused with SQLSTATE 22023.",
 							&cl_max_batch_quantity,
 							10000000, 1, INT_MAX,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+
+	/* perf (issue 14): below this quantity a batch gets no claim sequence */
+	DefineCustomIntVariable("coupon_lock.claim_sequence_min_quantity",
+							"Sets the smallest batch quantity create_batch gives a claim sequence of its own.",
+							"Smaller batches are claimed through the index of unclaimed coupons.",
+							&cl_claim_sequence_min_quantity,
+							1000, 1, INT_MAX,
 							PGC_SUSET, 0,
 							NULL, NULL, NULL);
 

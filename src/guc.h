@@ -9,6 +9,7 @@
 #define COUPON_LOCK_GUC_H
 
 extern int	cl_max_batch_quantity;
+extern int	cl_claim_sequence_min_quantity;
 
 /* Redis locks and the guard */
 extern char *cl_redis_host;

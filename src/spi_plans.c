@@ -25,8 +25,9 @@
 
 #include "spi_plans.h"
 
-static void
-prepare(SpiPlan *p)
+/* The statement's plan, prepared and kept on first use. */
+SPIPlanPtr
+spi_plan(SpiPlan *p)
 {
 	if (p->plan == NULL)
 	{
@@ -40,15 +41,14 @@ prepare(SpiPlan *p)
 			elog(ERROR, "could not keep coupon_lock statement");
 		p->plan = plan;
 	}
+	return p->plan;
 }
 
 uint64
 spi_run(SpiPlan *p, Datum *values, const char *nulls, long tcount)
 {
-	int			rc;
+	int			rc = SPI_execute_plan(spi_plan(p), values, nulls, false, tcount);
 
-	prepare(p);
-	rc = SPI_execute_plan(p->plan, values, nulls, false, tcount);
 	if (rc < 0)
 		elog(ERROR, "coupon_lock statement failed: %s", SPI_result_code_string(rc));
 	return SPI_processed;
@@ -68,7 +68,7 @@ spi_found_after_snapshot(SpiPlan *p, Datum *values, const char *nulls)
 
 	if (!IsolationUsesXactSnapshot())
 		return false;
-	prepare(p);
+	spi_plan(p);
 	rc = SPI_execute_snapshot(p->plan, values, nulls, GetLatestSnapshot(),
 							  InvalidSnapshot, true, false, 1);
 	if (rc < 0)

@@ -28,6 +28,9 @@ typedef struct SpiPlan
 	SPIPlanPtr	plan;			/* NULL until first use */
 } SpiPlan;
 
+/* The statement's plan, prepared and kept on first use (SPI connected). */
+extern SPIPlanPtr spi_plan(SpiPlan *p);
+
 /* Runs the statement (SPI must be connected); returns SPI_processed. */
 extern uint64 spi_run(SpiPlan *p, Datum *values, const char *nulls, long tcount);
 
