@@ -22,4 +22,10 @@ extern bool cl_redis_guard;
 extern int	cl_redis_guard_wait;	/* ms */
 extern int	cl_redis_guard_ttl;		/* ms */
 
+/* Leases and the sweeper */
+extern int	cl_lease_wait;		/* ms */
+extern char *cl_sweep_databases;
+extern int	cl_sweep_interval;	/* ms */
+extern int	cl_sweep_max_rows;
+
 #endif							/* COUPON_LOCK_GUC_H */

@@ -18,9 +18,11 @@
  */
 #include "postgres.h"
 
+#include "access/xlog.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
 
+#include "coupon_lock.h"
 #include "spi_plans.h"
 
 uint64
@@ -41,7 +43,11 @@ spi_run(SpiPlan *p, Datum *values, const char *nulls, long tcount)
 		p->plan = plan;
 	}
 
-	rc = SPI_execute_plan(p->plan, values, nulls, false, tcount);
+	/* on a hot standby a write gets coupon_lock's 25006 (standby.c) */
+	if (RecoveryInProgress())
+		rc = cl_spi_execute_on_standby(p->plan, values, nulls, tcount);
+	else
+		rc = SPI_execute_plan(p->plan, values, nulls, false, tcount);
 	if (rc < 0)
 		elog(ERROR, "coupon_lock statement failed: %s", SPI_result_code_string(rc));
 	return SPI_processed;
