@@ -14,13 +14,16 @@
  *
  *	- nothing stays connected to a database between rounds: DROP DATABASE
  *	  is never refused because of the sweeper, and a dropped or not yet
- *	  created database is logged once and skipped (the launcher looks it
- *	  up in the shared catalog pg_database first), never a crash loop;
+ *	  created database is logged once and skipped (the launcher, connected
+ *	  to no database, scans the shared catalog pg_database first), never a
+ *	  crash loop;
  *	- a database without the extension is logged once per change and
  *	  skipped until CREATE EXTENSION;
  *	- on a standby the launcher only waits; it checks RecoveryInProgress()
  *	  at every tick, so the first round after a promotion starts within one
- *	  interval, without a restart.
+ *	  interval, without a restart.  A worker that finds its transactions
+ *	  read-only (default_transaction_read_only, which pg_auto_failover sets
+ *	  on a node that may not write yet) ends its round without sweeping.
  *
  * A round calls release_expired_freezes(sweep_max_rows) until a call
  * returns fewer than sweep_max_rows, then expire_coupons the same way,
@@ -42,11 +45,14 @@
  */
 #include "postgres.h"
 
+#include "access/heapam.h"
 #include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/pg_database.h"
 #include "catalog/pg_type.h"
-#include "commands/dbcommands.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "funcapi.h"
@@ -82,6 +88,7 @@ typedef enum SweepState
 	SWEEP_OK,					/* the last round ran */
 	SWEEP_NO_DATABASE,			/* the database does not exist */
 	SWEEP_NO_EXTENSION,			/* coupon_lock is not installed there */
+	SWEEP_READ_ONLY,			/* default_transaction_read_only is on */
 	SWEEP_FAILED				/* the last round raised an error */
 } SweepState;
 
@@ -90,6 +97,7 @@ static const char *const state_names[] = {
 	[SWEEP_OK] = "ok",
 	[SWEEP_NO_DATABASE] = "no database",
 	[SWEEP_NO_EXTENSION] = "no extension",
+	[SWEEP_READ_ONLY] = "read-only",
 	[SWEEP_FAILED] = "failed",
 };
 
@@ -226,6 +234,38 @@ cl_sweeper_init(void)
 
 /* ---- the launcher ---- */
 
+/*
+ * The database's OID, InvalidOid when there is none: a plain scan of the
+ * shared catalog pg_database (as autovacuum's launcher does), which needs no
+ * connection to a database.
+ */
+static Oid
+database_oid(const char *dbname)
+{
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	Oid			dboid = InvalidOid;
+
+	StartTransactionCommand();
+	rel = table_open(DatabaseRelationId, AccessShareLock);
+	scan = table_beginscan_catalog(rel, 0, NULL);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		Form_pg_database db = (Form_pg_database) GETSTRUCT(tup);
+
+		if (strcmp(NameStr(db->datname), dbname) == 0)
+		{
+			dboid = db->oid;
+			break;
+		}
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	CommitTransactionCommand();
+	return dboid;
+}
+
 /* Starts the round of slot i and waits until it has ended. */
 static void
 run_round(int i)
@@ -236,9 +276,7 @@ run_round(int i)
 	Oid			dboid;
 	char		name[BGW_MAXLEN];
 
-	StartTransactionCommand();
-	dboid = get_database_oid(s->dbname, true);
-	CommitTransactionCommand();
+	dboid = database_oid(s->dbname);
 	if (!OidIsValid(dboid))
 	{
 		if (pg_atomic_exchange_u32(&s->state, SWEEP_NO_DATABASE) != SWEEP_NO_DATABASE)
@@ -343,6 +381,7 @@ coupon_lock_sweeper_round(Datum arg)
 	SweepSlot  *s = &sweep_shared->slots[DatumGetInt32(arg)];
 	Oid			dboid;
 	bool		installed;
+	bool		read_only;
 
 	memcpy(&dboid, MyBgworkerEntry->bgw_extra, sizeof(dboid));
 	pqsignal(SIGTERM, die);
@@ -351,7 +390,14 @@ coupon_lock_sweeper_round(Datum arg)
 
 	StartTransactionCommand();
 	installed = OidIsValid(get_extension_oid("coupon_lock", true));
+	read_only = XactReadOnly;
 	CommitTransactionCommand();
+	/* e.g. pg_auto_failover keeps a node read-only until it may write */
+	if (read_only)
+	{
+		pg_atomic_write_u32(&s->state, SWEEP_READ_ONLY);
+		proc_exit(0);
+	}
 	if (!installed)
 	{
 		if (pg_atomic_exchange_u32(&s->state, SWEEP_NO_EXTENSION) != SWEEP_NO_EXTENSION)

@@ -20,7 +20,7 @@ COMMENT ON FUNCTION coupon_lock.sweeper_stats() IS
 
 CREATE VIEW coupon_lock.sweeper_stats AS SELECT * FROM coupon_lock.sweeper_stats();
 COMMENT ON VIEW coupon_lock.sweeper_stats IS
-    'per swept database: state (waiting, ok, no database, no extension, failed, standby), finished rounds, coupons released and expired, failed rounds, end of the last round';
+    'per swept database: state (waiting, ok, no database, no extension, read-only, failed, standby), finished rounds, coupons released and expired, failed rounds, end of the last round';
 
 -- Monitoring, like lock_stats: granted by the administrator (README, Privileges).
 REVOKE ALL ON FUNCTION coupon_lock.sweeper_stats() FROM PUBLIC;
