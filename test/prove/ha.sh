@@ -91,36 +91,45 @@ sweeper_databases() {
     sleep 1
     local log
     log=$(pv_log_since "$mark" ha/sp)
-    pv_check "sweeper: each change was logged once ($(grep -c 'coupon_lock sweeper:' <<<"$log") lines), no worker failed" \
-        test "$(grep -c 'coupon_lock sweeper:' <<<"$log")" = 3 -a "$(grep -c 'coupon_lock sweeper" .*exited with exit code' <<<"$log")" = 0
+    # (a round worker started just before the DROP may fail to connect, once)
+    pv_check "sweeper: each change of ha_other was logged once ($(grep -c 'coupon_lock sweeper:.*"ha_other"' <<<"$log") lines), at most the one round at the DROP failed ($(grep -c 'coupon_lock sweeper" .*exited with exit code' <<<"$log"))" \
+        test "$(grep -c 'coupon_lock sweeper:.*"ha_other"' <<<"$log")" = 3 -a "$(grep -c 'coupon_lock sweeper" .*exited with exit code' <<<"$log")" -le 1
     pv_check "sweeper: no failed round in $DB" q_is "$SP_PORT" 0 "SELECT errors FROM coupon_lock.sweeper_stats WHERE database = '$DB'"
 }
 
 # a. Grants acknowledged under synchronous_commit = off, then a crash.
-lease_durability() {
-    local acks=$HA/lease_acks.txt n last durable ctl_acked ctl_kept
-    hq "$SP_PORT" "CREATE TABLE ctl (i int)" || return
-    rm -f "$acks"
-    # 200 grants, each its own autocommit statement, then 100 plain inserts;
-    # every answer psql prints is acknowledged (the commit came back).
-    { for i in $(seq 200); do
-          echo "SELECT coupon_lock.lease_acquire('durable', 'h$i', '1 hour'), coupon_lock.lease_release('durable', 'h$i');"
-      done
-      for i in $(seq 100); do echo "INSERT INTO ctl VALUES ($i) RETURNING i;"; done
-    } | PGOPTIONS='-c synchronous_commit=off' "$CL_PGBIN/psql" -X -q -At -h 127.0.0.1 -p "$SP_PORT" \
-          -U postgres -d "$DB" >"$acks"
+# async_then_crash FILE SQL...: each statement in autocommit under
+# synchronous_commit = off (what psql prints was acknowledged, into FILE),
+# then an immediate shutdown (WAL replay at restart).  The walwriter waits
+# 10 s (wal_writer_delay): the last async commits are not on disk yet.
+async_then_crash() {
+    local file=$1; shift
+    printf '%s\n' "$@" | PGOPTIONS='-c synchronous_commit=off' "$CL_PGBIN/psql" -X -q -At \
+        -h 127.0.0.1 -p "$SP_PORT" -U postgres -d "$DB" >"$file"
     pg_ctl_as -D "$HA/sp/pg" -m immediate -w stop >/dev/null
-    pg_ctl_as -D "$HA/sp/pg" -l "$HA/sp/postgresql.log" -o "-p $SP_PORT" -w -t 60 start >/dev/null ||
-        { pv_fail "primary did not restart after the immediate shutdown"; return; }
+    pg_ctl_as -D "$HA/sp/pg" -l "$HA/sp/postgresql.log" -o "-p $SP_PORT" -w -t 60 start >/dev/null
+}
+lease_durability() {
+    local acks=$HA/lease_acks.txt n last durable ctl_acked ctl_kept next i stmts=()
+    hq "$SP_PORT" "CREATE TABLE ctl (i int)" || return
+    # the control: plain inserts are lost (the crash is real)
+    for i in $(seq 100); do stmts+=("INSERT INTO ctl VALUES ($i) RETURNING i;"); done
+    async_then_crash "$HA/ctl_acks.txt" "${stmts[@]}" || { pv_fail "primary did not restart"; return; }
+    ctl_acked=$(grep -c . "$HA/ctl_acks.txt"); ctl_kept=$(hq "$SP_PORT" "SELECT count(*) FROM ctl")
+    pv_check "the control loses async commits in a crash ($ctl_kept of $ctl_acked acknowledged inserts kept)" \
+        test "${ctl_kept:-x}" -lt "${ctl_acked:-0}"
+    # 200 grants, each released in the same statement, the last ones the
+    # tail of the WAL at the crash
+    stmts=()
+    for i in $(seq 200); do
+        stmts+=("SELECT coupon_lock.lease_acquire('durable', 'h$i', '1 hour'), coupon_lock.lease_release('durable', 'h$i');")
+    done
+    async_then_crash "$acks" "${stmts[@]}" || { pv_fail "primary did not restart"; return; }
     n=$(grep -c '|t$' "$acks"); last=$(grep '|t$' "$acks" | tail -n 1 | cut -d'|' -f1)
     durable=$(hq "$SP_PORT" "SELECT fence FROM coupon_lock.lease WHERE name = 'durable'")
-    ctl_acked=$(grep -cvE '\|' "$acks"); ctl_kept=$(hq "$SP_PORT" "SELECT count(*) FROM ctl")
-    echo "synchronous_commit = off: $n grants acknowledged (last token $last), after the crash the row has $durable; control: $ctl_kept of $ctl_acked async inserts kept"
-    pv_check "the control loses async commits (the crash is real: $ctl_kept of $ctl_acked kept)" \
-        test "${ctl_kept:-x}" -lt "${ctl_acked:-0}"
-    pv_check "every acknowledged lease grant survived the crash ($n acknowledged, lost $(( ${last:-0} - ${durable:-0} )))" \
+    echo "synchronous_commit = off: $n grants acknowledged (last token $last), after the crash the row has ${durable:-none}"
+    pv_check "every acknowledged lease grant survived the crash ($n acknowledged, $(( ${last:-0} - ${durable:-0} )) lost)" \
         test "$n" = 200 -a "${durable:-0}" -ge "${last:-1}"
-    local next
     next=$(hq "$SP_PORT" "SELECT coupon_lock.lease_acquire('durable', 'after', '1 hour')")
     pv_check "the next grant after the crash is a new token ($next > $last)" test "${next:-0}" -gt "${last:-0}"
 }
