@@ -73,6 +73,7 @@
 
 #include "coupon_lock.h"
 #include "guc.h"
+#include "spi_plans.h"
 
 PG_FUNCTION_INFO_V1(coupon_lock_sweeper_stats);
 
@@ -335,24 +336,29 @@ coupon_lock_sweeper_main(Datum arg pg_attribute_unused())
 
 /* ---- one round in one database ---- */
 
-/* Runs `sql` ($1 = max_rows) in a transaction of its own; returns its integer. */
+/* The two sweeps, through SQL like any caller's ($1 = max_rows). */
+static SpiPlan release_plan = {
+	"SELECT coupon_lock.release_expired_freezes($1)", 1, {INT4OID}, NULL
+};
+static SpiPlan expire_plan = {
+	"SELECT coupon_lock.expire_coupons($1)", 1, {INT4OID}, NULL
+};
+
+/* Runs one sweep call in a transaction of its own; returns its integer. */
 static int32
-sweep_call(const char *sql, int32 max_rows)
+sweep_call(SpiPlan *plan, int32 max_rows)
 {
-	Oid			argtypes[1] = {INT4OID};
 	Datum		values[1] = {Int32GetDatum(max_rows)};
-	bool		isnull;
-	int32		n;
+	bool		isnull = true;
+	int32		n = 0;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, sql);
-	if (SPI_execute_with_args(sql, 1, argtypes, values, NULL, false, 1) != SPI_OK_SELECT ||
-		SPI_processed != 1)
-		elog(ERROR, "coupon_lock sweeper: \"%s\" did not return one row", sql);
-	n = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	pgstat_report_activity(STATE_RUNNING, plan->sql);
+	if (spi_run(plan, values, NULL, 1) == 1)
+		n = DatumGetInt32(spi_datum(0, 1, &isnull));
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
@@ -362,7 +368,7 @@ sweep_call(const char *sql, int32 max_rows)
 
 /* Calls the sweep until a call finds fewer than max_rows; adds to *counter. */
 static void
-sweep_all(const char *sql, pg_atomic_uint64 *counter)
+sweep_all(SpiPlan *plan, pg_atomic_uint64 *counter)
 {
 	int32		max_rows = cl_sweep_max_rows;
 	int32		n;
@@ -370,7 +376,7 @@ sweep_all(const char *sql, pg_atomic_uint64 *counter)
 	do
 	{
 		CHECK_FOR_INTERRUPTS();
-		n = sweep_call(sql, max_rows);
+		n = sweep_call(plan, max_rows);
 		pg_atomic_fetch_add_u64(counter, (uint64) Max(n, 0));
 	} while (n >= max_rows);
 }
@@ -409,8 +415,8 @@ coupon_lock_sweeper_round(Datum arg)
 
 	PG_TRY();
 	{
-		sweep_all("SELECT coupon_lock.release_expired_freezes($1)", &s->released);
-		sweep_all("SELECT coupon_lock.expire_coupons($1)", &s->expired);
+		sweep_all(&release_plan, &s->released);
+		sweep_all(&expire_plan, &s->expired);
 	}
 	PG_CATCH();
 	{
