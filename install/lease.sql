@@ -14,7 +14,7 @@ COMMENT ON TABLE coupon_lock.lease IS
     'one row per lease name; written only by the lease_* functions, rows are never deleted';
 COMMENT ON COLUMN coupon_lock.lease.holder IS 'the current or last holder; NULL once released';
 COMMENT ON COLUMN coupon_lock.lease.fence IS
-    'fencing token of the latest grant: +1 per grant, never reused';
+    'fencing token of the latest grant: the epoch (timeline) in the high 32 bits, a counter in the low 32; rises with every grant, also across a promotion, never reused';
 COMMENT ON COLUMN coupon_lock.lease.expires_at IS
     'end of the lease by the server''s clock; the lease is free from then on; NULL once released';
 COMMENT ON COLUMN coupon_lock.lease.granted_at IS 'when the latest grant (the current fence) was made';
@@ -27,7 +27,7 @@ CREATE FUNCTION coupon_lock.lease_acquire(name text, holder text, ttl interval)
 RETURNS bigint AS 'MODULE_PATHNAME', 'coupon_lock_lease_acquire'
 LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION coupon_lock.lease_acquire(text, text, interval) IS
-    'grants the lease for ttl and returns its fencing token (strictly increasing per name); NULL while another holder''s lease is unexpired; the holder acquiring again renews and keeps its token';
+    'grants the lease for ttl and returns its fencing token (strictly increasing per name, also across a promotion); NULL while another holder''s lease is unexpired; the holder acquiring again renews and keeps its token';
 
 CREATE FUNCTION coupon_lock.lease_renew(name text, holder text, ttl interval)
 RETURNS boolean AS 'MODULE_PATHNAME', 'coupon_lock_lease_renew'
@@ -45,7 +45,7 @@ CREATE FUNCTION coupon_lock.lease_check(name text, fence bigint)
 RETURNS boolean AS 'MODULE_PATHNAME', 'coupon_lock_lease_check'
 LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION coupon_lock.lease_check(text, bigint) IS
-    'true only while fence is the current unexpired grant; then keeps the lease row share-locked until the transaction ends, so no new grant precedes the commit of the write it guards';
+    'true only while fence is the current unexpired grant; in a read-write transaction it then keeps the lease row share-locked until the transaction ends, so no new grant precedes the commit of the write it guards; a plain read in read-only transactions and on standbys';
 
 REVOKE ALL ON FUNCTION coupon_lock.lease_acquire(text, text, interval),
                        coupon_lock.lease_renew(text, text, interval),

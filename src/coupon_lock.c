@@ -25,4 +25,6 @@ _PG_init(void)
 	GucInit();
 	StatsInit();
 	RedisLockInit();
+	cl_lease_init();
+	cl_sweeper_init();
 }

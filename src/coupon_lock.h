@@ -54,9 +54,28 @@ extern int64 cl_arg_wait_ms(FunctionCallInfo fcinfo, int argno, const char *argn
 extern int	cl_sql_version(void);
 extern void cl_require_sql_version(int version, const char *function_name);
 
+/*
+ * Lease tokens (epoch.c): the epoch (the timeline) in the high bits, a
+ * counter in the low bits; cl_fence_epoch_floor() is the epoch of a grant
+ * made now, shifted into place (the first token of the epoch minus 1).
+ */
+#define CL_FENCE_EPOCH_SHIFT	32
+extern int64 cl_fence_epoch_floor(void);
+
+/*
+ * Hot standbys (standby.c): the 25006 error of every writing function, and
+ * the way spi_run() executes statements while recovery is in progress.
+ */
+extern void cl_standby_write_error(const char *pg_message) pg_attribute_noreturn();
+struct _SPI_plan;
+extern int	cl_spi_execute_on_standby(struct _SPI_plan *plan, Datum *values,
+									  const char *nulls, long tcount);
+
 /* One Init per module, called from _PG_init. */
 extern void GucInit(void);
 extern void StatsInit(void);
 extern void RedisLockInit(void);
+extern void cl_lease_init(void);
+extern void cl_sweeper_init(void);
 
 #endif							/* COUPON_LOCK_H */

@@ -10,6 +10,7 @@
 
 #include <limits.h>
 
+#include "miscadmin.h"
 #include "utils/guc.h"
 
 #include "coupon_lock.h"
@@ -116,6 +117,40 @@ define_advisory_settings(void)
 							PGC_SUSET, 0, NULL, NULL, NULL);
 }
 
+/* Leases, the sweeper (lease.c, sweeper.c) */
+int			cl_lease_wait = 1000;
+char	   *cl_sweep_databases = NULL;
+int			cl_sweep_interval = 1000;
+int			cl_sweep_max_rows = 1000;
+
+static void
+define_ha_settings(void)
+{
+	DefineCustomIntVariable("coupon_lock.lease_wait",
+							"Sets the longest wait of a lease call for the lease's row lock.",
+							"A wait that runs out fails with SQLSTATE 55P03; a shorter lock_timeout wins.",
+							&cl_lease_wait, 1000, 1, INT_MAX,
+							PGC_USERSET, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomStringVariable("coupon_lock.sweep_databases",
+							   "Sets the databases in which the sweeper background worker runs.",
+							   "A comma-separated list; empty turns the sweeper off.  Needs coupon_lock "
+							   "in shared_preload_libraries.",
+							   &cl_sweep_databases, "",
+	/* PostgreSQL allows postmaster settings only while preloading */
+							   process_shared_preload_libraries_in_progress ? PGC_POSTMASTER : PGC_SIGHUP,
+							   GUC_LIST_INPUT, NULL, NULL, NULL);
+	DefineCustomIntVariable("coupon_lock.sweep_interval",
+							"Sets the pause of the sweeper between rounds.",
+							NULL,
+							&cl_sweep_interval, 1000, 10, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("coupon_lock.sweep_max_rows",
+							"Sets the rows per sweep call of the sweeper.",
+							"A round repeats calls until a call finds fewer rows; each call is its own transaction.",
+							&cl_sweep_max_rows, 1000, 1, INT_MAX,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+}
+
 void
 GucInit(void)
 {
@@ -138,6 +173,7 @@ GucInit(void)
 
 	define_redis_settings();
 	define_advisory_settings();
+	define_ha_settings();
 
 	MarkGUCPrefixReserved("coupon_lock");
 }

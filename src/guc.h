@@ -25,5 +25,10 @@ extern int	cl_redis_guard_ttl;		/* ms */
 
 /* Advisory locks (advisory_keys.c) */
 extern int	cl_max_held_keys;
+/* Leases and the sweeper */
+extern int	cl_lease_wait;		/* ms */
+extern char *cl_sweep_databases;
+extern int	cl_sweep_interval;	/* ms */
+extern int	cl_sweep_max_rows;
 
 #endif							/* COUPON_LOCK_GUC_H */

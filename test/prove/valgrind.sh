@@ -59,7 +59,7 @@ wait
 read -r ours theirs < <(python3 - "$VG"/logs/vg.*.log <<'PY'
 import re, sys
 KINDS = re.compile(r"Invalid (read|write|free)|uninitialised|Mismatched free|overlap|Jump to the invalid")
-OURS = re.compile(r"coupon_lock\.so|\((?:args|batch|claim|coupon|coupon_lock|guc|spi_plans|sweep|advisory|lease|redis_\w+|guard|stats)\.c:\d+\)")
+OURS = re.compile(r"coupon_lock\.so|\((?:args|batch|claim|coupon|coupon_lock|guc|spi_plans|sweep|advisory|lease|epoch|standby|sweeper|redis_\w+|guard|stats)\.c:\d+\)")
 ours, theirs = [], 0
 for path in sys.argv[1:]:
     block = []
