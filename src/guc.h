@@ -22,4 +22,9 @@ extern bool cl_redis_guard;
 extern int	cl_redis_guard_wait;	/* ms */
 extern int	cl_redis_guard_ttl;		/* ms */
 
+/* Redis beyond one server (redis_sentinel.c, redis_lock.c) */
+extern char *cl_redis_sentinels;
+extern char *cl_redis_sentinel_master;
+extern int	cl_redis_min_replicas;
+
 #endif							/* COUPON_LOCK_GUC_H */

@@ -84,13 +84,17 @@
 
 #include "guc.h"
 #include "redis_conn.h"
+#include "redis_sentinel.h"
 #include "stats.h"
 
-/* Redis is configured when coupon_lock.redis_host is not empty. */
+/*
+ * Redis is configured when coupon_lock.redis_host is not empty, or the
+ * master is found through Sentinels.
+ */
 bool
 redis_configured(void)
 {
-	return cl_redis_host != NULL && cl_redis_host[0] != '\0';
+	return (cl_redis_host != NULL && cl_redis_host[0] != '\0') || redis_sentinel_configured();
 }
 
 #ifdef USE_HIREDIS
@@ -112,17 +116,25 @@ static redisReply **held = NULL;	/* replies being read */
 static int	held_cap = 0;
 static int	nheld = 0;
 
+/* The server being talked to (for messages): the master, or a Sentinel. */
+static char target_host[256];
+static int	target_port;
+
 /* The settings the connection was made with; a change reconnects. */
 static char *conn_host = NULL;
 static int	conn_port;
 static int	conn_db;
 static char *conn_password = NULL;
+static char *conn_sentinels = NULL;	/* redis_sentinels/redis_sentinel_master */
 
 /* The last failure, reported by redis_run() or redis_run_quiet(). */
 static int	fail_code;
 static char fail_msg[256];
 static char fail_detail[256];
 static char quiet_msg[520];
+
+/* A reply said this server is no longer the master (Sentinel mode). */
+static bool drop_after_exchange = false;
 
 /* An exchange is under way: still set if it was cut off (see above). */
 static bool in_exchange = false;
@@ -212,7 +224,7 @@ fail_io(int sqlstate, const char *detail, const char *what)
 
 	strlcpy(buf, detail ? detail : "", sizeof(buf));	/* detail may be ctx->errstr */
 	drop_connection();
-	return fail(sqlstate, buf, "%s Redis at \"%s:%d\"", what, cl_redis_host, cl_redis_port);
+	return fail(sqlstate, buf, "%s Redis at \"%s:%d\"", what, target_host, target_port);
 }
 
 static bool
@@ -471,12 +483,15 @@ to_value(const redisReply *r, RedisValue *out)
 			}
 			break;
 		case REDIS_REPLY_ERROR:
+			/* a master demoted by a failover: find the master again next time */
+			if (redis_sentinel_configured() && strncmp(r->str, "READONLY", 8) == 0)
+				drop_after_exchange = true;
 			return fail(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION, r->str,
-						"Redis at \"%s:%d\" returned an error", cl_redis_host, cl_redis_port);
+						"Redis at \"%s:%d\" returned an error", target_host, target_port);
 	}
 	return fail(ERRCODE_PROTOCOL_VIOLATION, NULL,
 				"unexpected reply of type %d from Redis at \"%s:%d\"",
-				r->type, cl_redis_host, cl_redis_port);
+				r->type, target_host, target_port);
 }
 
 /* ---- connecting ---- */
@@ -532,15 +547,15 @@ open_socket(const Deadline *d)
 	if (!AcquireExternalFD())
 		return fail(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION,
 					"There are too many open files on the local server.",
-					"could not connect to Redis at \"%s:%d\"", cl_redis_host, cl_redis_port);
+					"could not connect to Redis at \"%s:%d\"", target_host, target_port);
 	fd_reserved = true;
 
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_protocol = IPPROTO_TCP;
-	snprintf(port, sizeof(port), "%d", cl_redis_port);
-	rc = getaddrinfo(cl_redis_host, port, &hints, &pending_ai);
+	snprintf(port, sizeof(port), "%d", target_port);
+	rc = getaddrinfo(target_host, port, &hints, &pending_ai);
 	if (rc != 0)
 	{
 		pending_ai = NULL;
@@ -641,6 +656,10 @@ remember_settings(void)
 		pfree(conn_host);
 	if (conn_password)
 		pfree(conn_password);
+	if (conn_sentinels)
+		pfree(conn_sentinels);
+	conn_sentinels = MemoryContextStrdup(TopMemoryContext,
+										 psprintf("%s/%s", cl_redis_sentinels, cl_redis_sentinel_master));
 	conn_host = MemoryContextStrdup(TopMemoryContext, cl_redis_host);
 	conn_password = MemoryContextStrdup(TopMemoryContext, cl_redis_password);
 	conn_port = cl_redis_port;
@@ -650,7 +669,11 @@ remember_settings(void)
 static bool
 settings_changed(void)
 {
-	return strcmp(conn_host, cl_redis_host) != 0 || conn_port != cl_redis_port ||
+	char		sentinels[1024];
+
+	snprintf(sentinels, sizeof(sentinels), "%s/%s", cl_redis_sentinels, cl_redis_sentinel_master);
+	return strcmp(conn_sentinels, sentinels) != 0 ||
+		strcmp(conn_host, cl_redis_host) != 0 || conn_port != cl_redis_port ||
 		conn_db != cl_redis_db || strcmp(conn_password, cl_redis_password) != 0;
 }
 
@@ -664,14 +687,10 @@ socket_alive(void)
 	return rc < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
 }
 
+/* Makes ctx on the connected socket pending_fd. */
 static bool
-connect_redis(int timeout_ms, bool interruptible)
+attach_context(void)
 {
-	Deadline	d = deadline_in(timeout_ms, true, interruptible);
-
-	if (!open_socket(&d))
-		return false;
-
 	ctx = redisConnectFd(pending_fd);
 	if (ctx == NULL)
 		return fail_io(ERRCODE_OUT_OF_MEMORY, NULL, "could not connect to");
@@ -683,9 +702,146 @@ connect_redis(int timeout_ms, bool interruptible)
 					   "could not connect to");
 	if (wes == NULL)
 		make_wait_set(ctx->fd, WL_SOCKET_READABLE);
+	return true;
+}
 
-	if (!authenticate_and_select(&d))
+/* A reply as words: a string, or an array's first strings or integers. */
+static bool
+to_words(const redisReply *r, RedisWords *w)
+{
+	const redisReply *const *elems = &r;
+	size_t		n = 1;
+
+	w->n = 0;
+	if (r->type == REDIS_REPLY_NIL)
+		return true;
+	if (r->type == REDIS_REPLY_ERROR)
+		return fail(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION, r->str,
+					"Redis at \"%s:%d\" returned an error", target_host, target_port);
+	if (r->type == REDIS_REPLY_ARRAY)
+	{
+		elems = (const redisReply *const *) r->element;
+		n = r->elements;
+	}
+	for (size_t i = 0; i < n && w->n < REDIS_MAX_WORDS; i++)
+	{
+		const redisReply *e = elems[i];
+
+		if (e->type == REDIS_REPLY_STRING || e->type == REDIS_REPLY_STATUS)
+			strlcpy(w->word[w->n++], e->str, sizeof(w->word[0]));
+		else if (e->type == REDIS_REPLY_INTEGER)
+			snprintf(w->word[w->n++], sizeof(w->word[0]), "%lld", e->integer);
+		else
+			break;
+	}
+	return true;
+}
+
+/* One command on the current connection; its reply as words. */
+static bool
+ask_here(int argc, const char **argv, RedisWords *w, const Deadline *d)
+{
+	RedisCmd	cmd;
+	bool		ok;
+
+	memset(&cmd, 0, sizeof(cmd));
+	for (int i = 0; i < argc; i++)
+	{
+		cmd.argv[i] = argv[i];
+		cmd.argvlen[i] = strlen(argv[i]);
+	}
+	cmd.argc = argc;
+	reserve_held(2);
+	if (!exchange(&cmd, 1, d))
 		return false;
+	ok = to_words(held[0], w);
+	free_held();
+	return ok;
+}
+
+bool
+redis_ask(const char *host, int port, int argc, const char **argv, RedisWords *w,
+		  int timeout_ms, bool interruptible)
+{
+	Deadline	d = deadline_in(timeout_ms, true, interruptible);
+	bool		ok;
+
+	if (ctx != NULL)
+		drop_connection();
+	strlcpy(target_host, host, sizeof(target_host));
+	target_port = port;
+	ok = open_socket(&d) && attach_context() && ask_here(argc, argv, w, &d);
+	drop_connection();
+	return ok;
+}
+
+/* Pauses before asking again, within the deadline (false: it passed). */
+static bool
+pause_within(int ms, const Deadline *d)
+{
+	TimestampTz until = Min(d->at, TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms));
+
+	for (;;)
+	{
+		long		left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), until);
+
+		if (left <= 0)
+			break;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, left,
+						 PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		if (d->interruptible)
+			CHECK_FOR_INTERRUPTS();
+	}
+	return GetCurrentTimestamp() < d->at;
+}
+
+/*
+ * Connects to the master: coupon_lock.redis_host, or the address the
+ * Sentinels give, confirmed with ROLE (a master Sentinel has just named
+ * may still be a replica: ask again after a short pause).
+ */
+static bool
+connect_redis(int timeout_ms, bool interruptible)
+{
+	Deadline	d = deadline_in(timeout_ms, true, interruptible);
+	bool		sentinel = redis_sentinel_configured();
+
+	for (;;)
+	{
+		RedisWords	role;
+		const char *role_argv[] = {"ROLE"};
+
+		if (!sentinel)
+		{
+			strlcpy(target_host, cl_redis_host, sizeof(target_host));
+			target_port = cl_redis_port;
+		}
+		else if (!redis_sentinel_master(target_host, sizeof(target_host), &target_port,
+										cl_redis_connect_timeout, interruptible))
+		{
+			char		detail[sizeof(fail_detail) + 64];
+
+			snprintf(detail, sizeof(detail), "The last Sentinel asked (%s:%d) answered: %s",
+					 target_host, target_port, fail_detail[0] ? fail_detail : fail_msg);
+			return fail(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION, detail,
+						"could not find the Redis master \"%s\" through Sentinel",
+						cl_redis_sentinel_master);
+		}
+		if (!open_socket(&d) || !attach_context() || !authenticate_and_select(&d))
+			return false;
+		if (!sentinel)
+			break;
+		if (!ask_here(1, role_argv, &role, &d))
+			return false;
+		if (role.n > 0 && strcmp(role.word[0], "master") == 0)
+			break;
+		drop_connection();
+		if (!pause_within(100, &d))
+			return fail(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION,
+						"Sentinel named a server that is not a master.",
+						"could not connect to the Redis master at \"%s:%d\"", target_host, target_port);
+	}
 	remember_settings();
 	return true;
 }
@@ -747,6 +903,9 @@ run(RedisCmd *cmds, int n, RedisValue *out)
 	for (int i = 0; i < n && ok; i++)
 		ok = to_value(held[i], &out[i]);
 	free_held();
+	if (drop_after_exchange)
+		drop_connection();
+	drop_after_exchange = false;
 	return ok;
 }
 
@@ -834,7 +993,7 @@ redis_run_quiet(RedisCmd *cmds, int ncmds, RedisValue *out)
 	if (!connection_usable())
 	{
 		fail(ERRCODE_CONNECTION_FAILURE, "The connection was lost before the transaction ended.",
-			 "no connection to Redis at \"%s:%d\"", cl_redis_host, cl_redis_port);
+			 "no connection to Redis at \"%s:%d\"", target_host, target_port);
 		return quiet_failure(REDIS_QUIET_NOT_SENT);
 	}
 	if (held_cap < ncmds + 1)
@@ -919,6 +1078,16 @@ redis_reserve(int ncmds pg_attribute_unused())
 bool
 redis_sent_anything(void)
 {
+	return false;
+}
+
+bool
+redis_ask(const char *host pg_attribute_unused(), int port pg_attribute_unused(),
+		  int argc pg_attribute_unused(), const char **argv pg_attribute_unused(),
+		  RedisWords *w pg_attribute_unused(), int timeout_ms pg_attribute_unused(),
+		  bool interruptible pg_attribute_unused())
+{
+	report_not_built();
 	return false;
 }
 

@@ -55,6 +55,27 @@ typedef struct RedisValue
 } RedisValue;
 
 /*
+ * A reply reduced to its first words: a status or bulk string, or the
+ * first strings and integers of an array (what Sentinel's and ROLE's
+ * answers need).
+ */
+#define REDIS_MAX_WORDS 3
+typedef struct RedisWords
+{
+	int			n;
+	char		word[REDIS_MAX_WORDS][256];
+} RedisWords;
+
+/*
+ * Sends one command (argv: C strings) to host:port on a connection of its
+ * own, made and closed within timeout_ms, with no AUTH: for asking a
+ * Sentinel.  Only while no connection to the master is being used.
+ * False on failure (the reason is kept for the caller's error).
+ */
+extern bool redis_ask(const char *host, int port, int argc, const char **argv,
+					  RedisWords *w, int timeout_ms, bool interruptible);
+
+/*
  * Raises 0A000 when coupon_lock was built without hiredis and 55000 when
  * coupon_lock.redis_host is empty.
  */

@@ -561,6 +561,10 @@ backoff_sleep(long ms)
 	CHECK_FOR_INTERRUPTS();
 }
 
+/* The compare-on-token extend, acknowledged by redis_min_replicas replicas. */
+static bool
+extend_acked(const char *rkey, int rkeylen, const char *token, int tokenlen, int64 ttl_ms);
+
 /* One compare-on-token script call on rkey; true when it answered 1. */
 static bool
 run_script(RedisScript *script, const char *rkey, int rkeylen,
@@ -574,6 +578,36 @@ run_script(RedisScript *script, const char *rkey, int rkeylen,
 	script_cmd(&cmd, script, rkey, rkeylen, token, tokenlen, ttl_ms > 0 ? px : NULL);
 	redis_run(&cmd, 1, &v);
 	return integer_reply(&v);
+}
+
+/*
+ * With coupon_lock.redis_min_replicas = n > 0: WAIT n (its own command:
+ * WAIT does not block inside a script) for the write just made.  Fewer
+ * acknowledgements within half the command timeout: the key is released
+ * (compare-on-token) and false returned, as if it had not been taken.
+ */
+static bool
+replicas_acknowledged(const char *rkey, int rkeylen, const char *token, int tokenlen)
+{
+	char		n[16];
+	char		ms[16];
+	RedisCmd	cmd;
+	RedisValue	v;
+
+	if (cl_redis_min_replicas <= 0)
+		return true;
+	snprintf(n, sizeof(n), "%d", cl_redis_min_replicas);
+	snprintf(ms, sizeof(ms), "%d", Max(1, cl_redis_command_timeout / 2));
+	memset(&cmd, 0, sizeof(cmd));
+	set_str(&cmd, "WAIT");
+	set_str(&cmd, n);
+	set_str(&cmd, ms);
+	redis_run(&cmd, 1, &v);
+	if (v.kind == RV_INTEGER && v.integer >= cl_redis_min_replicas)
+		return true;
+	script_cmd(&cmd, &release_script, rkey, rkeylen, token, tokenlen, NULL);
+	redis_run(&cmd, 1, &v);
+	return false;
 }
 
 /* Sends h's SET NX; forgets h when the command never reached Redis. */
@@ -647,6 +681,11 @@ take_key(HeldKey *h, int64 ttl_ms, int64 wait_ms)
 		backoff_sleep(Min(backoff, remaining));
 		backoff = Min(backoff * 2, BACKOFF_MAX_MS);
 	}
+	if (!replicas_acknowledged(h->rkey, h->rkeylen, h->token, TOKEN_LEN))
+	{
+		stats_count(STAT_REDIS, STAT_TIMED_OUT);
+		return false;
+	}
 	h->pending = false;
 	stats_count(STAT_REDIS, STAT_ACQUIRED);
 	return true;
@@ -667,7 +706,7 @@ redis_acquire(const char *key, int keylen, int64 ttl_ms, int64 wait_ms, bool xac
 	h = find_held(rkey, rkeylen);
 	if (h != NULL)
 	{
-		if (xact && run_script(&extend_script, rkey, rkeylen, h->token, TOKEN_LEN, ttl_ms))
+		if (xact && extend_acked(rkey, rkeylen, h->token, TOKEN_LEN, ttl_ms))
 			return pstrdup(h->token);
 		if (!h->pending)
 			warn_lost(h);
@@ -711,6 +750,13 @@ redis_release(const char *key, int keylen, const char *token, int tokenlen)
 	return deleted;
 }
 
+static bool
+extend_acked(const char *rkey, int rkeylen, const char *token, int tokenlen, int64 ttl_ms)
+{
+	return run_script(&extend_script, rkey, rkeylen, token, tokenlen, ttl_ms) &&
+		replicas_acknowledged(rkey, rkeylen, token, tokenlen);
+}
+
 bool
 redis_extend_key(const char *key, int keylen, const char *token, int tokenlen, int64 ttl_ms)
 {
@@ -719,7 +765,7 @@ redis_extend_key(const char *key, int keylen, const char *token, int tokenlen, i
 
 	redis_require();
 	flush_backlog();
-	return run_script(&extend_script, rkey, rkeylen, token, tokenlen, ttl_ms);
+	return extend_acked(rkey, rkeylen, token, tokenlen, ttl_ms);
 }
 
 /* ---- SQL entry points ---- */
