@@ -21,6 +21,14 @@ SELECT :pttl > 2000 AS new_ttl_honoured;
 COMMIT;
 \! redis-cli -p "$CL_REDIS_PORT" EXISTS coupon_lock:again
 
+-- A key the transaction holds cannot be taken again in session scope (NULL),
+-- and stays the transaction's: released at COMMIT.
+BEGIN;
+SELECT redis_xact_lock('mixed', '60s') IS NOT NULL AS xact_locked;
+SELECT redis_lock('mixed', '60s') IS NULL AS session_lock_refused;
+COMMIT;
+\! redis-cli -p "$CL_REDIS_PORT" EXISTS coupon_lock:mixed
+
 -- The key expired and an outside process took it: taking it again says
 -- not held (NULL), with a WARNING and a lost count; the outsider's key stays.
 SELECT pg_temp.stat('redis', 'lost') AS lost0 \gset

@@ -704,6 +704,12 @@ redis_acquire(const char *key, int keylen, int64 ttl_ms, int64 wait_ms, bool xac
 
 	/* a key this transaction holds: still ours (with the new ttl)? */
 	h = find_held(rkey, rkeylen);
+	if (h != NULL && !xact)
+	{
+		/* held in transaction scope: no session lock until it ends */
+		stats_count(STAT_REDIS, STAT_TIMED_OUT);
+		return NULL;
+	}
 	if (h != NULL)
 	{
 		if (xact && extend_acked(rkey, rkeylen, h->token, TOKEN_LEN, ttl_ms))
