@@ -71,7 +71,7 @@ sweep_guard(const char *key, int keylen)
 {
 	volatile bool free_here = false;
 
-	stats_internal_begin();
+	cl_stats_internal_begin();
 	PG_TRY();
 	{
 		free_here = advisory_acquire(key, keylen, true, 0);
@@ -80,7 +80,7 @@ sweep_guard(const char *key, int keylen)
 	}
 	PG_FINALLY();
 	{
-		stats_internal_end();
+		cl_stats_internal_end();
 	}
 	PG_END_TRY();
 	if (!free_here)
@@ -107,11 +107,11 @@ guard_coupon(int64 coupon_id, CouponOp op)
 		case OP_EXPIRE:
 			return sweep_guard(key, keylen);
 		case OP_CLAIM:
-			return hybrid_acquire(key, keylen, cl_redis_guard_ttl, 0);
+			return cl_hybrid_acquire(key, keylen, cl_redis_guard_ttl, 0);
 		default:
 			break;
 	}
-	if (!hybrid_acquire(key, keylen, cl_redis_guard_ttl, cl_redis_guard_wait))
+	if (!cl_hybrid_acquire(key, keylen, cl_redis_guard_ttl, cl_redis_guard_wait))
 		ereport(ERROR,
 				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
 				 errmsg("could not obtain the guard of coupon %lld", (long long) coupon_id),

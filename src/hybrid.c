@@ -59,23 +59,23 @@ wait_left(int64 wait_ms, TimestampTz start)
 static void
 give_back_session_hold(const char *key, int keylen)
 {
-	stats_internal_begin();
+	cl_stats_internal_begin();
 	(void) advisory_release(key, keylen);
-	stats_internal_end();
+	cl_stats_internal_end();
 }
 
 /* Step 3's transaction-scope lock (internal: not counted). */
 static void
 take_xact_hold(const char *key, int keylen)
 {
-	stats_internal_begin();
+	cl_stats_internal_begin();
 	PG_TRY();
 	{
 		(void) advisory_acquire(key, keylen, false, 0);
 	}
 	PG_FINALLY();
 	{
-		stats_internal_end();
+		cl_stats_internal_end();
 	}
 	PG_END_TRY();
 }
@@ -103,7 +103,7 @@ redis_then_xact(const char *key, int keylen, int64 ttl_ms, int64 wait_ms)
 }
 
 bool
-hybrid_acquire(const char *key, int keylen, int64 ttl_ms, int64 wait_ms)
+cl_hybrid_acquire(const char *key, int keylen, int64 ttl_ms, int64 wait_ms)
 {
 	TimestampTz start = GetCurrentTimestamp();
 
@@ -133,5 +133,5 @@ coupon_lock_hybrid_xact_lock(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("wait must not be negative")));
 	}
-	PG_RETURN_BOOL(hybrid_acquire(key, strlen(key), ttl_ms, wait_ms));
+	PG_RETURN_BOOL(cl_hybrid_acquire(key, strlen(key), ttl_ms, wait_ms));
 }

@@ -17,6 +17,6 @@
  * nothing.  True when both are held; false when the wait ran out (nothing
  * left held).  Raises what the two locks raise.
  */
-extern bool hybrid_acquire(const char *key, int keylen, int64 ttl_ms, int64 wait_ms);
+extern bool cl_hybrid_acquire(const char *key, int keylen, int64 ttl_ms, int64 wait_ms);
 
 #endif							/* COUPON_LOCK_HYBRID_H */

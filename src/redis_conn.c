@@ -46,11 +46,11 @@
  * Transaction end.  redis_run_quiet() runs in the commit and abort
  * callbacks, where an ERROR would become a PANIC: it never connects,
  * never allocates with palloc (the caller preallocates with
- * redis_reserve(), the wait set lives as long as the connection), never
+ * cl_redis_reserve(), the wait set lives as long as the connection), never
  * processes interrupts, and waits at most CL_REDIS_XACT_END_MAX_MS
  * whatever coupon_lock.redis_command_timeout says, so COMMIT cannot be
  * held deaf to cancel for long.  The fallible part, reconnecting a
- * connection Redis closed, is redis_prepare_xact_end() at PRE_COMMIT.
+ * connection Redis closed, is cl_redis_prepare_xact_end() at PRE_COMMIT.
  *
  * A kept connection may have been closed by Redis meanwhile (restart,
  * idle timeout).  Before reuse a non-blocking peek at the socket notices
@@ -94,7 +94,7 @@
 bool
 redis_configured(void)
 {
-	return (cl_redis_host != NULL && cl_redis_host[0] != '\0') || redis_sentinel_configured();
+	return (cl_redis_host != NULL && cl_redis_host[0] != '\0') || cl_sentinel_configured();
 }
 
 #ifdef USE_HIREDIS
@@ -484,7 +484,7 @@ to_value(const redisReply *r, RedisValue *out)
 			break;
 		case REDIS_REPLY_ERROR:
 			/* a master demoted by a failover: find the master again next time */
-			if (redis_sentinel_configured() && strncmp(r->str, "READONLY", 8) == 0)
+			if (cl_sentinel_configured() && strncmp(r->str, "READONLY", 8) == 0)
 				drop_after_exchange = true;
 			return fail(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION, r->str,
 						"Redis at \"%s:%d\" returned an error", target_host, target_port);
@@ -760,7 +760,7 @@ ask_here(int argc, const char **argv, RedisWords *w, const Deadline *d)
 }
 
 bool
-redis_ask(const char *host, int port, int argc, const char **argv, RedisWords *w,
+cl_redis_ask(const char *host, int port, int argc, const char **argv, RedisWords *w,
 		  int timeout_ms, bool interruptible)
 {
 	Deadline	d = deadline_in(timeout_ms, true, interruptible);
@@ -805,7 +805,7 @@ static bool
 connect_redis(int timeout_ms, bool interruptible)
 {
 	Deadline	d = deadline_in(timeout_ms, true, interruptible);
-	bool		sentinel = redis_sentinel_configured();
+	bool		sentinel = cl_sentinel_configured();
 
 	for (;;)
 	{
@@ -817,7 +817,7 @@ connect_redis(int timeout_ms, bool interruptible)
 			strlcpy(target_host, cl_redis_host, sizeof(target_host));
 			target_port = cl_redis_port;
 		}
-		else if (!redis_sentinel_master(target_host, sizeof(target_host), &target_port,
+		else if (!cl_sentinel_find_master(target_host, sizeof(target_host), &target_port,
 										cl_redis_connect_timeout, interruptible))
 		{
 			char		detail[sizeof(fail_detail) + 64];
@@ -951,19 +951,19 @@ redis_run(RedisCmd *cmds, int ncmds, RedisValue *out)
 }
 
 bool
-redis_sent_anything(void)
+cl_redis_sent_anything(void)
 {
 	return exchange_sent;
 }
 
 void
-redis_reserve(int ncmds)
+cl_redis_reserve(int ncmds)
 {
 	reserve_held(ncmds + 1);
 }
 
 void
-redis_prepare_xact_end(void)
+cl_redis_prepare_xact_end(void)
 {
 	if (!redis_configured() || connection_usable())
 		return;
@@ -1024,7 +1024,7 @@ redis_run_quiet(RedisCmd *cmds, int ncmds, RedisValue *out)
 }
 
 const char *
-redis_quiet_error(void)
+cl_redis_quiet_error(void)
 {
 	return quiet_msg;
 }
@@ -1065,24 +1065,24 @@ redis_run_quiet(RedisCmd *cmds pg_attribute_unused(), int ncmds pg_attribute_unu
 }
 
 const char *
-redis_quiet_error(void)
+cl_redis_quiet_error(void)
 {
 	return "coupon_lock was built without Redis support";
 }
 
 void
-redis_reserve(int ncmds pg_attribute_unused())
+cl_redis_reserve(int ncmds pg_attribute_unused())
 {
 }
 
 bool
-redis_sent_anything(void)
+cl_redis_sent_anything(void)
 {
 	return false;
 }
 
 bool
-redis_ask(const char *host pg_attribute_unused(), int port pg_attribute_unused(),
+cl_redis_ask(const char *host pg_attribute_unused(), int port pg_attribute_unused(),
 		  int argc pg_attribute_unused(), const char **argv pg_attribute_unused(),
 		  RedisWords *w pg_attribute_unused(), int timeout_ms pg_attribute_unused(),
 		  bool interruptible pg_attribute_unused())
@@ -1092,7 +1092,7 @@ redis_ask(const char *host pg_attribute_unused(), int port pg_attribute_unused()
 }
 
 void
-redis_prepare_xact_end(void)
+cl_redis_prepare_xact_end(void)
 {
 }
 

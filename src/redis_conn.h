@@ -72,7 +72,7 @@ typedef struct RedisWords
  * Sentinel.  Only while no connection to the master is being used.
  * False on failure (the reason is kept for the caller's error).
  */
-extern bool redis_ask(const char *host, int port, int argc, const char **argv,
+extern bool cl_redis_ask(const char *host, int port, int argc, const char **argv,
 					  RedisWords *w, int timeout_ms, bool interruptible);
 
 /*
@@ -101,7 +101,7 @@ extern void redis_run(RedisCmd *cmds, int ncmds, RedisValue *out);
  * After redis_run raised: whether any byte of its commands reached Redis
  * (false: the command certainly did not run).
  */
-extern bool redis_sent_anything(void);
+extern bool cl_redis_sent_anything(void);
 
 /*
  * The transaction end's longest wait for Redis, whatever
@@ -122,20 +122,20 @@ typedef enum RedisQuietResult
  * The same for the commit and abort callbacks: never raises, never
  * processes interrupts, never connects and never pallocs (call
  * redis_reserve for ncmds first, and have the scripts prepared), and waits
- * at most CL_REDIS_XACT_END_MAX_MS.  redis_quiet_error() says what failed.
+ * at most CL_REDIS_XACT_END_MAX_MS.  cl_redis_quiet_error() says what failed.
  */
 extern RedisQuietResult redis_run_quiet(RedisCmd *cmds, int ncmds, RedisValue *out);
-extern const char *redis_quiet_error(void);
+extern const char *cl_redis_quiet_error(void);
 
 /* Makes room for the replies of ncmds commands (for redis_run_quiet). */
-extern void redis_reserve(int ncmds);
+extern void cl_redis_reserve(int ncmds);
 
 /*
  * At PRE_COMMIT, where failing is still allowed: reconnects a connection
  * Redis closed, so that the commit's release can be sent.  Never raises
  * for Redis being away (redis_run_quiet then reports it).
  */
-extern void redis_prepare_xact_end(void);
+extern void cl_redis_prepare_xact_end(void);
 
 /* Makes sure the script's SHA1 is known, so redis_run_quiet can use EVALSHA. */
 extern void redis_script_prepare(RedisScript *script);

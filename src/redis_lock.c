@@ -270,7 +270,7 @@ reserve_end(int n)
 		end_keys = MemoryContextAlloc(keys_cxt, sizeof(HeldKey *) * cap);
 		end_cap = cap;
 	}
-	redis_reserve(n);
+	cl_redis_reserve(n);
 }
 
 static HeldKey *
@@ -412,14 +412,14 @@ release_at_end(HeldKey **keys, int n)
 				(errcode(ERRCODE_CONNECTION_FAILURE),
 				 errmsg_plural("could not release %d Redis lock at transaction end",
 							   "could not release %d Redis locks at transaction end", n, n),
-				 errdetail_internal("%s", redis_quiet_error()),
+				 errdetail_internal("%s", cl_redis_quiet_error()),
 				 errhint("They are deleted before this session's next Redis command, or expire when their TTL runs out.")));
 	else
 		ereport(WARNING,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
 				 errmsg_plural("could not confirm the release of %d Redis lock at transaction end",
 							   "could not confirm the release of %d Redis locks at transaction end", n, n),
-				 errdetail_internal("%s", redis_quiet_error()),
+				 errdetail_internal("%s", cl_redis_quiet_error()),
 				 errhint("Redis may have deleted them; any it did not are deleted before this session's next Redis command, or expire when their TTL runs out.")));
 	to_backlog(keys, n);
 }
@@ -503,7 +503,7 @@ redis_xact_callback(XactEvent event, void *arg pg_attribute_unused())
 		case XACT_EVENT_PRE_COMMIT:
 		case XACT_EVENT_PARALLEL_PRE_COMMIT:
 			if (nheld_keys > 0)
-				redis_prepare_xact_end();
+				cl_redis_prepare_xact_end();
 			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
@@ -620,7 +620,7 @@ send_set(HeldKey *h, RedisCmd *cmd, RedisValue *v)
 	}
 	PG_CATCH();
 	{
-		if (!redis_sent_anything())
+		if (!cl_redis_sent_anything())
 			forget_held(h);
 		PG_RE_THROW();
 	}
@@ -764,7 +764,7 @@ extend_acked(const char *rkey, int rkeylen, const char *token, int tokenlen, int
 }
 
 bool
-redis_extend_key(const char *key, int keylen, const char *token, int tokenlen, int64 ttl_ms)
+cl_redis_extend_key(const char *key, int keylen, const char *token, int tokenlen, int64 ttl_ms)
 {
 	int			rkeylen;
 	char	   *rkey = redis_key(key, keylen, &rkeylen);
@@ -848,5 +848,5 @@ coupon_lock_redis_extend(PG_FUNCTION_ARGS)
 	key = cl_arg_id(fcinfo, 0, "key");
 	token = cl_arg_id(fcinfo, 1, "token");
 	ttl_ms = cl_interval_ms(cl_arg_positive_interval(fcinfo, 2, "ttl", false));
-	PG_RETURN_BOOL(redis_extend_key(key, strlen(key), token, strlen(token), ttl_ms));
+	PG_RETURN_BOOL(cl_redis_extend_key(key, strlen(key), token, strlen(token), ttl_ms));
 }

@@ -27,7 +27,7 @@ extern char *redis_acquire(const char *key, int keylen, int64 ttl_ms, int64 wait
 extern bool redis_release(const char *key, int keylen, const char *token, int tokenlen);
 
 /* Resets the TTL of prefix||key to ttl_ms if it holds token; true when it did. */
-extern bool redis_extend_key(const char *key, int keylen, const char *token, int tokenlen,
+extern bool cl_redis_extend_key(const char *key, int keylen, const char *token, int tokenlen,
 							 int64 ttl_ms);
 
 #endif							/* COUPON_LOCK_REDIS_LOCK_H */

@@ -28,7 +28,7 @@
 #include "redis_sentinel.h"
 
 bool
-redis_sentinel_configured(void)
+cl_sentinel_configured(void)
 {
 	return cl_redis_sentinels != NULL && cl_redis_sentinels[0] != '\0';
 }
@@ -65,7 +65,7 @@ next_sentinel(const char **p, char *host, size_t hostlen, int *port)
 }
 
 bool
-redis_sentinel_master(char *host, size_t hostlen, int *port, int timeout_ms, bool interruptible)
+cl_sentinel_find_master(char *host, size_t hostlen, int *port, int timeout_ms, bool interruptible)
 {
 	const char *argv[] = {"SENTINEL", "get-master-addr-by-name", cl_redis_sentinel_master};
 	const char *p = cl_redis_sentinels;
@@ -78,7 +78,7 @@ redis_sentinel_master(char *host, size_t hostlen, int *port, int timeout_ms, boo
 		char	   *endptr;
 		long		n;
 
-		if (!redis_ask(shost, sport, 3, argv, &w, timeout_ms, interruptible))
+		if (!cl_redis_ask(shost, sport, 3, argv, &w, timeout_ms, interruptible))
 			continue;			/* this one is away: ask the next */
 		if (w.n < 2)
 			continue;			/* it does not know the master (nil) */

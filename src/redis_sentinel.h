@@ -12,7 +12,7 @@
 #include "postgres.h"
 
 /* True when coupon_lock.redis_sentinels is set. */
-extern bool redis_sentinel_configured(void);
+extern bool cl_sentinel_configured(void);
 
 /*
  * Asks the Sentinels in turn, each within timeout_ms, for the address of
@@ -20,7 +20,7 @@ extern bool redis_sentinel_configured(void);
  * from the first that knows it.  False when none does (the last failure
  * is kept by redis_conn.c for the error).
  */
-extern bool redis_sentinel_master(char *host, size_t hostlen, int *port, int timeout_ms,
+extern bool cl_sentinel_find_master(char *host, size_t hostlen, int *port, int timeout_ms,
 								  bool interruptible);
 
 #endif							/* COUPON_LOCK_REDIS_SENTINEL_H */

@@ -95,17 +95,17 @@ StatsInit(void)
 	shmem_startup_hook = stats_shmem_startup;
 }
 
-/* Depth of stats_internal_begin(): acquisitions and releases not counted. */
+/* Depth of cl_stats_internal_begin(): acquisitions and releases not counted. */
 static int	internal_depth = 0;
 
 void
-stats_internal_begin(void)
+cl_stats_internal_begin(void)
 {
 	internal_depth++;
 }
 
 void
-stats_internal_end(void)
+cl_stats_internal_end(void)
 {
 	Assert(internal_depth > 0);
 	internal_depth--;

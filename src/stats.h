@@ -39,7 +39,7 @@ extern void stats_count(StatKind kind, StatEvent event);
  * Waits, timeouts, deadlocks and errors still are.  Pair them in
  * PG_FINALLY.
  */
-extern void stats_internal_begin(void);
-extern void stats_internal_end(void);
+extern void cl_stats_internal_begin(void);
+extern void cl_stats_internal_end(void);
 
 #endif							/* COUPON_LOCK_STATS_H */
