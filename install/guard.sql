@@ -1,14 +1,13 @@
--- coupon_lock install script: the hybrid lock and the guard (src/guard.c)
+-- coupon_lock install script: the guard of coupon transitions (src/guard.c)
 --
--- Touches no table: neither SECURITY DEFINER nor pinned to a search_path.
--- PARALLEL UNSAFE like the Redis functions it uses.  PUBLIC may not call
--- it; grant EXECUTE to the roles that need it (see docs/redis.md).
+-- With coupon_lock.redis_guard on, every coupon transition first takes
+-- hybrid_xact_lock(coupon_lock.guard_key(coupon_id)).  guard_key touches
+-- no table: neither SECURITY DEFINER nor pinned to a search_path.
 
-CREATE FUNCTION coupon_lock.hybrid_xact_lock(key text, ttl interval DEFAULT '30 seconds',
-                                             wait interval DEFAULT NULL)
-RETURNS boolean AS 'MODULE_PATHNAME', 'coupon_lock_hybrid_xact_lock'
-LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION coupon_lock.hybrid_xact_lock(text, interval, interval) IS
-    'advisory_xact_lock(key) and, where Redis is configured, redis_xact_lock(key, ttl), both within wait (NULL: no limit), all or nothing; true when both are held';
+CREATE FUNCTION coupon_lock.guard_key(coupon_id bigint)
+RETURNS text AS 'MODULE_PATHNAME', 'coupon_lock_guard_key'
+LANGUAGE C STRICT STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION coupon_lock.guard_key(bigint) IS
+    'lock key of the guard of a coupon of this database: ''coupon:'' || current_database() || '':'' || coupon_id; its Redis key is coupon_lock.redis_key_prefix followed by it';
 
-REVOKE ALL ON FUNCTION coupon_lock.hybrid_xact_lock(text, interval, interval) FROM PUBLIC;
+REVOKE ALL ON FUNCTION coupon_lock.guard_key(bigint) FROM PUBLIC;

@@ -2,11 +2,12 @@
 
 CREATE FUNCTION coupon_lock.lock_stats(
     OUT kind text, OUT acquired bigint, OUT waited bigint, OUT timed_out bigint,
-    OUT deadlocks bigint, OUT released bigint, OUT errors bigint, OUT scope text)
+    OUT deadlocks bigint, OUT released bigint, OUT errors bigint, OUT lost bigint,
+    OUT scope text)
 RETURNS SETOF record AS 'MODULE_PATHNAME', 'coupon_lock_lock_stats'
 LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION coupon_lock.lock_stats() IS
-    'lock counters per kind (advisory, lease, redis); scope shared: all backends (coupon_lock in shared_preload_libraries), backend: this backend only';
+    'lock counters per kind (advisory, lease, redis); lost: held locks found gone before their holder let go; scope shared: all backends (coupon_lock in shared_preload_libraries), backend: this backend only';
 
 CREATE VIEW coupon_lock.lock_stats AS SELECT * FROM coupon_lock.lock_stats();
 COMMENT ON VIEW coupon_lock.lock_stats IS

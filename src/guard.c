@@ -1,34 +1,19 @@
 /*-------------------------------------------------------------------------
  *
  * guard.c
- *	  hybrid_xact_lock, and the guard that coupon transitions take when
- *	  coupon_lock.redis_guard is on.
+ *	  The guard that coupon transitions take when coupon_lock.redis_guard
+ *	  is on, and guard_key(), which names it.
  *
- * hybrid_xact_lock(key) holds two locks on the same key until the
- * transaction ends: coupon_lock's advisory lock (against sessions of this
- * database) and, where Redis is configured (coupon_lock.redis_host not
- * empty), the Redis lock prefix||key (against processes outside the
- * database).  Without Redis configured it is advisory_xact_lock(key).
+ * The guard of coupon n is hybrid_xact_lock(guard_key(n)) (hybrid.c),
+ * where guard_key(n) is 'coupon:' || current_database() || ':' || n: so a
+ * holder outside the database that took the Redis key
+ * prefix||'coupon:<database>:<n>' keeps the coupon to itself, and two
+ * databases sharing one Redis (and one prefix) never hold up each other's
+ * coupon n.  The database name, not its oid, so that an outside process
+ * can build the key from what it knows; the id is what follows the last
+ * colon.
  *
- * Concurrency rules.  All or nothing, both within `wait`:
- *
- *	1. The advisory lock is taken in session scope first, so that waiters
- *	   of this database queue in the lock manager (FIFO, deadlock
- *	   detection) and only the head of the queue polls Redis.
- *	2. The Redis key is taken with redis_xact_lock's machinery in the time
- *	   left (its release at transaction end is registered there).
- *	3. The advisory lock is taken again in transaction scope, which is
- *	   immediate because this backend holds it, and the session hold is
- *	   given back.
- *
- * When step 2 runs out or raises, the session hold is given back: nothing
- * is left behind.  Taking a key the transaction already holds succeeds at
- * once (both locks are reentrant within a transaction).
- *
- * The guard.  With redis_guard on, every coupon transition first takes
- * hybrid_xact_lock('coupon:' || coupon_id), so a holder outside the
- * database that took the Redis key prefix||'coupon:<id>' keeps the coupon
- * to itself.  A single transition waits at most
+ * Concurrency rules.  A single transition waits at most
  * coupon_lock.redis_guard_wait and fails with 55P03 when that runs out.
  * Claims and the sweeps never wait; they pass over a coupon whose guard is
  * held elsewhere and pick another (claims) or leave it for a later run
@@ -37,82 +22,69 @@
  * lock, held to the end of the sweep's transaction, already orders
  * database sessions) and hold the Redis key until the transaction ends.
  * So one sweep over many coupons cannot exhaust the shared lock table.
+ * The test is an internal step: lock_stats counts only the Redis key.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include "utils/timestamp.h"
+#include "commands/dbcommands.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
 
 #include "advisory.h"
 #include "coupon_lock.h"
 #include "guard.h"
 #include "guc.h"
+#include "hybrid.h"
 #include "redis_conn.h"
 #include "redis_lock.h"
+#include "stats.h"
 
-PG_FUNCTION_INFO_V1(coupon_lock_hybrid_xact_lock);
+PG_FUNCTION_INFO_V1(coupon_lock_guard_key);
 
-/* Milliseconds of wait_ms left since start (-1 stays -1: no limit). */
-static int64
-wait_left(int64 wait_ms, TimestampTz start)
+/* 'coupon:<database>:' -- a backend never changes database. */
+static char *key_head = NULL;
+
+/* guard_key(coupon_id), palloc'd; *keylen its length. */
+static char *
+guard_key(int64 coupon_id, int *keylen)
 {
-	long		secs;
-	int			usecs;
+	char	   *key;
 
-	if (wait_ms < 0)
-		return -1;
-	TimestampDifference(start, GetCurrentTimestamp(), &secs, &usecs);
-	return Max(0, wait_ms - ((int64) secs * 1000 + usecs / 1000));
-}
-
-/* Steps 2 and 3 above, with the session hold of step 1 given back after. */
-static bool
-redis_then_xact(const char *key, int keylen, int64 ttl_ms, int64 wait_ms)
-{
-	char	   *token = NULL;
-
-	PG_TRY();
+	if (key_head == NULL)
 	{
-		token = redis_acquire(key, keylen, ttl_ms, wait_ms, true);
-		if (token != NULL)
-			(void) advisory_acquire(key, keylen, false, 0);
+		char	   *db = get_database_name(MyDatabaseId);
+
+		key_head = MemoryContextStrdup(TopMemoryContext,
+									   psprintf("coupon:%s:", db ? db : ""));
 	}
-	PG_CATCH();
-	{
-		(void) advisory_release(key, keylen);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	(void) advisory_release(key, keylen);
-	return token != NULL;
+	key = psprintf("%s" INT64_FORMAT, key_head, coupon_id);
+	*keylen = strlen(key);
+	return key;
 }
 
-/* hybrid_xact_lock(key, ttl, wait): true when both are held. */
-static bool
-hybrid_acquire(const char *key, int keylen, int64 ttl_ms, int64 wait_ms)
-{
-	TimestampTz start = GetCurrentTimestamp();
-
-	if (!redis_configured())
-		return advisory_acquire(key, keylen, false, wait_ms);
-
-	redis_require();			/* built without hiredis: 0A000 */
-	if (!advisory_acquire(key, keylen, true, wait_ms))
-		return false;
-	return redis_then_xact(key, keylen, ttl_ms, wait_left(wait_ms, start));
-}
-
-/*
- * A sweep's guard: no wait, no lock-table entry.  The advisory lock is
- * only tested; the Redis key is held to the end of the transaction.
- */
+/* The advisory lock only tested (an internal step), the Redis key held. */
 static bool
 sweep_guard(const char *key, int keylen)
 {
-	if (!advisory_acquire(key, keylen, true, 0))
+	volatile bool free_here = false;
+
+	cl_stats_internal_begin();
+	PG_TRY();
+	{
+		free_here = advisory_acquire(key, keylen, true, 0);
+		if (free_here)
+			(void) advisory_release(key, keylen);
+	}
+	PG_FINALLY();
+	{
+		cl_stats_internal_end();
+	}
+	PG_END_TRY();
+	if (!free_here)
 		return false;
-	(void) advisory_release(key, keylen);
 	if (!redis_configured())
 		return true;
 	redis_require();
@@ -122,12 +94,12 @@ sweep_guard(const char *key, int keylen)
 bool
 guard_coupon(int64 coupon_id, CouponOp op)
 {
-	char		key[32];
+	char	   *key;
 	int			keylen;
 
 	if (!cl_redis_guard)
 		return true;
-	keylen = snprintf(key, sizeof(key), "coupon:" INT64_FORMAT, coupon_id);
+	key = guard_key(coupon_id, &keylen);
 
 	switch (op)
 	{
@@ -135,11 +107,11 @@ guard_coupon(int64 coupon_id, CouponOp op)
 		case OP_EXPIRE:
 			return sweep_guard(key, keylen);
 		case OP_CLAIM:
-			return hybrid_acquire(key, keylen, cl_redis_guard_ttl, 0);
+			return cl_hybrid_acquire(key, keylen, cl_redis_guard_ttl, 0);
 		default:
 			break;
 	}
-	if (!hybrid_acquire(key, keylen, cl_redis_guard_ttl, cl_redis_guard_wait))
+	if (!cl_hybrid_acquire(key, keylen, cl_redis_guard_ttl, cl_redis_guard_wait))
 		ereport(ERROR,
 				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
 				 errmsg("could not obtain the guard of coupon %lld", (long long) coupon_id),
@@ -150,12 +122,11 @@ guard_coupon(int64 coupon_id, CouponOp op)
 
 /* ---- SQL entry point ---- */
 
+/* guard_key(coupon_id): the lock key of the coupon's guard. */
 Datum
-coupon_lock_hybrid_xact_lock(PG_FUNCTION_ARGS)
+coupon_lock_guard_key(PG_FUNCTION_ARGS)
 {
-	char	   *key = cl_arg_id(fcinfo, 0, "key");
-	int64		ttl_ms = cl_arg_ttl_ms(fcinfo, 1, "ttl");
-	int64		wait_ms = cl_arg_wait_ms(fcinfo, 2, "wait");
+	int			keylen;
 
-	PG_RETURN_BOOL(hybrid_acquire(key, strlen(key), ttl_ms, wait_ms));
+	PG_RETURN_TEXT_P(cstring_to_text(guard_key(PG_GETARG_INT64(0), &keylen)));
 }

@@ -1,8 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * guard.h
- *	  hybrid_xact_lock and the coupon_lock.redis_guard hook of coupon
- *	  transitions (guard.c).
+ *	  The coupon_lock.redis_guard hook of coupon transitions (guard.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -21,7 +20,7 @@
 
 /*
  * With coupon_lock.redis_guard on, takes the guard of the coupon,
- * hybrid_xact_lock('coupon:' || coupon_id), for transition op.  Call it
+ * hybrid_xact_lock(guard_key(coupon_id)), for transition op.  Call it
  * before the coupon's row is locked.  Returns true to go ahead; false when
  * the caller should pass over the coupon (claims and sweeps, whose guard
  * is held elsewhere).  A transition that waits raises 55P03 when

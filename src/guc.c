@@ -30,6 +30,9 @@ char	   *cl_redis_key_prefix = NULL;
 bool		cl_redis_guard = false;
 int			cl_redis_guard_wait = 5000;
 int			cl_redis_guard_ttl = 30000;
+char	   *cl_redis_sentinels = NULL;
+char	   *cl_redis_sentinel_master = NULL;
+int			cl_redis_min_replicas = 0;
 
 /*
  * The Redis settings.  Where Redis is and which keys the locks use are
@@ -96,6 +99,26 @@ define_redis_settings(void)
 							"outlives a backend that dies.",
 							&cl_redis_guard_ttl, 30000, 1, INT_MAX,
 							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
+
+	/* Redis beyond one server: superuser-only, like where Redis is */
+	DefineCustomStringVariable("coupon_lock.redis_sentinels",
+							   "Sets the Sentinels that name the Redis master, as host:port,host:port,...",
+							   "When set, coupon_lock.redis_host and redis_port are ignored: the master is "
+							   "asked of these Sentinels on every new connection.",
+							   &cl_redis_sentinels, "",
+							   PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("coupon_lock.redis_sentinel_master",
+							   "Sets the name under which the Sentinels know the Redis master.",
+							   NULL,
+							   &cl_redis_sentinel_master, "mymaster",
+							   PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("coupon_lock.redis_min_replicas",
+							"Sets how many replicas must acknowledge a Redis lock taken or extended.",
+							"After each acquire and extend, WAIT asks for this many replicas; fewer within "
+							"half of coupon_lock.redis_command_timeout releases the key and the call fails "
+							"(NULL or false).  0 sends no WAIT.",
+							&cl_redis_min_replicas, 0, 0, 100,
+							PGC_SUSET, 0, NULL, NULL, NULL);
 }
 
 /* Advisory locks (advisory_keys.c) */

@@ -30,5 +30,9 @@ extern int	cl_lease_wait;		/* ms */
 extern char *cl_sweep_databases;
 extern int	cl_sweep_interval;	/* ms */
 extern int	cl_sweep_max_rows;
+/* Redis beyond one server (redis_sentinel.c, redis_lock.c) */
+extern char *cl_redis_sentinels;
+extern char *cl_redis_sentinel_master;
+extern int	cl_redis_min_replicas;
 
 #endif							/* COUPON_LOCK_GUC_H */

@@ -55,6 +55,27 @@ typedef struct RedisValue
 } RedisValue;
 
 /*
+ * A reply reduced to its first words: a status or bulk string, or the
+ * first strings and integers of an array (what Sentinel's and ROLE's
+ * answers need).
+ */
+#define REDIS_MAX_WORDS 3
+typedef struct RedisWords
+{
+	int			n;
+	char		word[REDIS_MAX_WORDS][256];
+} RedisWords;
+
+/*
+ * Sends one command (argv: C strings) to host:port on a connection of its
+ * own, made and closed within timeout_ms, with no AUTH: for asking a
+ * Sentinel.  Only while no connection to the master is being used.
+ * False on failure (the reason is kept for the caller's error).
+ */
+extern bool cl_redis_ask(const char *host, int port, int argc, const char **argv,
+					  RedisWords *w, int timeout_ms, bool interruptible);
+
+/*
  * Raises 0A000 when coupon_lock was built without hiredis and 55000 when
  * coupon_lock.redis_host is empty.
  */
@@ -77,10 +98,44 @@ extern bool redis_configured(void);
 extern void redis_run(RedisCmd *cmds, int ncmds, RedisValue *out);
 
 /*
- * The same for transaction end: never raises and never processes
- * interrupts.  Returns false and sets *errmsg (palloc'd) on failure.
+ * After redis_run raised: whether any byte of its commands reached Redis
+ * (false: the command certainly did not run).
  */
-extern bool redis_run_quiet(RedisCmd *cmds, int ncmds, RedisValue *out, char **errmsg);
+extern bool cl_redis_sent_anything(void);
+
+/*
+ * The transaction end's longest wait for Redis, whatever
+ * coupon_lock.redis_command_timeout and redis_connect_timeout say: COMMIT
+ * and ABORT do not process interrupts, so this bounds how long a stalled
+ * Redis can hold them.
+ */
+#define CL_REDIS_XACT_END_MAX_MS	5000
+
+typedef enum RedisQuietResult
+{
+	REDIS_QUIET_DONE,			/* every reply read into out */
+	REDIS_QUIET_NOT_SENT,		/* nothing reached Redis */
+	REDIS_QUIET_UNCONFIRMED		/* sent, but the replies were not all read */
+} RedisQuietResult;
+
+/*
+ * The same for the commit and abort callbacks: never raises, never
+ * processes interrupts, never connects and never pallocs (call
+ * redis_reserve for ncmds first, and have the scripts prepared), and waits
+ * at most CL_REDIS_XACT_END_MAX_MS.  cl_redis_quiet_error() says what failed.
+ */
+extern RedisQuietResult redis_run_quiet(RedisCmd *cmds, int ncmds, RedisValue *out);
+extern const char *cl_redis_quiet_error(void);
+
+/* Makes room for the replies of ncmds commands (for redis_run_quiet). */
+extern void cl_redis_reserve(int ncmds);
+
+/*
+ * At PRE_COMMIT, where failing is still allowed: reconnects a connection
+ * Redis closed, so that the commit's release can be sent.  Never raises
+ * for Redis being away (redis_run_quiet then reports it).
+ */
+extern void cl_redis_prepare_xact_end(void);
 
 /* Makes sure the script's SHA1 is known, so redis_run_quiet can use EVALSHA. */
 extern void redis_script_prepare(RedisScript *script);

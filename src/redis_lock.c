@@ -19,28 +19,56 @@
  * statement_timeout ends the wait at once.  Waiters are not queued: who
  * gets a released key first is chance.
  *
- * Transaction scope.  redis_xact_lock remembers each key it took in a list
- * that belongs to the (sub)transaction that took it.  The key is deleted
- * (compare-on-token) when that transaction commits or aborts, including
- * an abort by an error, and when a subtransaction that took it aborts.
- * Commit and abort callbacks may not raise: they run the deletes through
- * redis_run_quiet, all as one pipeline bounded by the command timeout, and
- * a failure is a WARNING (the keys then expire with their TTL).  Commit
- * releases after the commit record is written, so an outside holder that
- * gets the key next sees the transaction's writes.  PREPARE TRANSACTION is
+ * Transaction scope.  Every key redis_xact_lock takes is remembered with
+ * the (sub)transaction that took it, in a hash table (the lookup of a key
+ * the transaction may already hold costs the same at the 100,000th key as
+ * at the first) and a list ordered newest first, in which a
+ * subtransaction's keys are always a prefix: a subtransaction's commit or
+ * abort walks only its own keys.  The key is deleted (compare-on-token)
+ * when that transaction commits or aborts, including an abort by an
+ * error, and when a subtransaction that took it aborts.  Commit releases
+ * after the commit record is written, so an outside holder that gets the
+ * key next sees the transaction's writes.
+ *
+ * A key is remembered *before* its SET NX is sent, marked pending: when
+ * the reply is lost (a timeout, a cancel, statement_timeout while Redis is
+ * paused) the SET may still run later, and the transaction-end
+ * compare-and-delete removes the key it left.  redis_lock (session scope)
+ * remembers its key the same way until the reply says it was taken; from
+ * then on the key is the caller's.
+ *
+ * The commit and abort callbacks cannot fail (an ERROR at commit is a
+ * PANIC): everything they use is allocated while failing is still allowed
+ * (the command array grows with the keys, the reply room is reserved with
+ * redis_reserve, the scripts' SHA1s are computed at acquire), and
+ * redis_run_quiet neither connects nor allocates.  Keys that could not be
+ * released (no connection, or Redis did not confirm) stay in a backlog
+ * and are deleted, compare-on-token, before this backend's next Redis
+ * command; meanwhile their TTL bounds them.  The WARNING says which of the
+ * two happened.
+ *
+ * A lock can be lost before the transaction ends: its TTL ran out and
+ * someone else may have taken the key.  The transaction-end release finds
+ * the key no longer holding the token; that is a WARNING naming the key
+ * and counts as lost (lock_stats.lost), not as released.  Taking a key the
+ * transaction already holds asks Redis (the compare-on-token extend, with
+ * the new ttl): still ours, the same token comes back; lost (counted, with
+ * a WARNING), it is taken afresh like a new key.  PREPARE TRANSACTION is
  * refused while keys are held: a prepared transaction has no backend left
- * to release them.  Taking a key this transaction already holds returns
- * its token again (reentrant, like advisory_xact_lock).
+ * to release them.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "common/hashfn.h"
 #include "common/pg_prng.h"
+#include "lib/ilist.h"
 #include "miscadmin.h"
 #include "storage/latch.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
@@ -74,19 +102,6 @@ static RedisScript extend_script = {
 	"if redis.call('get', KEYS[1]) == ARGV[1] then "
 	"return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end", {0}
 };
-
-/* A key held until the end of the (sub)transaction that took it. */
-typedef struct HeldKey
-{
-	struct HeldKey *next;
-	SubTransactionId subid;
-	char	   *rkey;			/* prefix || key */
-	int			rkeylen;
-	char		token[TOKEN_LEN + 1];
-} HeldKey;
-
-/* Newest first; entries live in TopTransactionContext. */
-static HeldKey *held_keys = NULL;
 
 /* ---- building commands ---- */
 
@@ -157,91 +172,345 @@ make_token(char *token)
 
 /* ---- the transaction's keys ---- */
 
-static HeldKey *
-find_held(const char *rkey, int rkeylen)
+/*
+ * A key remembered for the end of the (sub)transaction that took it, or
+ * for the backlog of keys a transaction end could not release.
+ */
+typedef struct HeldKey
 {
-	for (HeldKey *h = held_keys; h; h = h->next)
-		if (h->rkeylen == rkeylen && memcmp(h->rkey, rkey, rkeylen) == 0)
-			return h;
-	return NULL;
+	dlist_node	node;
+	SubTransactionId subid;
+	bool		pending;		/* SET NX sent, no reply seen yet */
+	char		token[TOKEN_LEN + 1];
+	int			rkeylen;
+	char		rkey[FLEXIBLE_ARRAY_MEMBER];	/* prefix || key */
+} HeldKey;
+
+/* The hash table's view of a key: its bytes. */
+typedef struct KeyRef
+{
+	const char *ptr;
+	int			len;
+} KeyRef;
+
+typedef struct HeldEntry
+{
+	KeyRef		key;			/* points into h->rkey */
+	HeldKey    *h;
+} HeldEntry;
+
+/* Most keys the backlog keeps; older ones are left to their TTL. */
+#define BACKLOG_MAX		1024
+
+static MemoryContext keys_cxt = NULL;
+static HTAB *held_hash = NULL;
+static dlist_head held_list = DLIST_STATIC_INIT(held_list);	/* newest first */
+static int	nheld_keys = 0;
+static dlist_head backlog = DLIST_STATIC_INIT(backlog);
+static int	nbacklog = 0;
+
+/* Preallocated for the transaction end: room for every held key. */
+static RedisCmd *end_cmds = NULL;
+static RedisValue *end_out = NULL;
+static HeldKey **end_keys = NULL;
+static int	end_cap = 0;
+
+static uint32
+keyref_hash(const void *key, Size keysize pg_attribute_unused())
+{
+	const KeyRef *k = key;
+
+	return hash_bytes((const unsigned char *) k->ptr, k->len);
+}
+
+static int
+keyref_match(const void *key1, const void *key2, Size keysize pg_attribute_unused())
+{
+	const KeyRef *a = key1;
+	const KeyRef *b = key2;
+
+	return a->len == b->len && memcmp(a->ptr, b->ptr, a->len) == 0 ? 0 : 1;
 }
 
 static void
-forget_held(HeldKey *gone)
+ensure_tables(void)
 {
-	for (HeldKey **p = &held_keys; *p; p = &(*p)->next)
+	HASHCTL		ctl;
+
+	if (keys_cxt == NULL)
+		keys_cxt = AllocSetContextCreate(TopMemoryContext, "coupon_lock Redis keys",
+										 ALLOCSET_DEFAULT_SIZES);
+	if (held_hash != NULL)
+		return;
+	ctl.keysize = sizeof(KeyRef);
+	ctl.entrysize = sizeof(HeldEntry);
+	ctl.hash = keyref_hash;
+	ctl.match = keyref_match;
+	ctl.hcxt = keys_cxt;
+	held_hash = hash_create("coupon_lock held Redis keys", 64, &ctl,
+							HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+}
+
+/* Grows what the transaction end needs to release n keys. */
+static void
+reserve_end(int n)
+{
+	if (n > end_cap)
 	{
-		if (*p == gone)
+		int			cap = Max(n, Max(16, end_cap * 2));
+
+		if (end_cmds)
 		{
-			*p = gone->next;
-			pfree(gone->rkey);
-			pfree(gone);
-			return;
+			pfree(end_cmds);
+			pfree(end_out);
+			pfree(end_keys);
 		}
+		end_cmds = MemoryContextAlloc(keys_cxt, sizeof(RedisCmd) * cap);
+		end_out = MemoryContextAlloc(keys_cxt, sizeof(RedisValue) * cap);
+		end_keys = MemoryContextAlloc(keys_cxt, sizeof(HeldKey *) * cap);
+		end_cap = cap;
+	}
+	cl_redis_reserve(n);
+}
+
+static HeldKey *
+find_held(const char *rkey, int rkeylen)
+{
+	KeyRef		k = {rkey, rkeylen};
+	HeldEntry  *e;
+
+	if (held_hash == NULL)
+		return NULL;
+	e = hash_search(held_hash, &k, HASH_FIND, NULL);
+	return e ? e->h : NULL;
+}
+
+/*
+ * Remembers rkey for the current subtransaction, pending, with a fresh
+ * token: everything the transaction end needs is allocated here.
+ */
+static HeldKey *
+remember_held(const char *rkey, int rkeylen)
+{
+	HeldKey    *h;
+	HeldEntry  *e;
+	bool		found;
+
+	ensure_tables();
+	redis_script_prepare(&release_script);
+	reserve_end(nheld_keys + 1);
+	h = MemoryContextAllocZero(keys_cxt, offsetof(HeldKey, rkey) + rkeylen + 1);
+	memcpy(h->rkey, rkey, rkeylen);
+	h->rkeylen = rkeylen;
+	h->subid = GetCurrentSubTransactionId();
+	h->pending = true;
+	make_token(h->token);
+
+	e = hash_search(held_hash, &(KeyRef) {h->rkey, rkeylen}, HASH_ENTER, &found);
+	Assert(!found);
+	e->key.ptr = h->rkey;		/* the entry's key must outlive the caller's */
+	e->h = h;
+	dlist_push_head(&held_list, &h->node);
+	nheld_keys++;
+	return h;
+}
+
+/* Takes h off the held list and the hash table (no allocation, no error). */
+static void
+unlink_held(HeldKey *h)
+{
+	KeyRef		k = {h->rkey, h->rkeylen};
+
+	(void) hash_search(held_hash, &k, HASH_REMOVE, NULL);
+	dlist_delete(&h->node);
+	nheld_keys--;
+}
+
+static void
+forget_held(HeldKey *h)
+{
+	unlink_held(h);
+	pfree(h);
+}
+
+static void
+release_cmd(RedisCmd *cmd, const HeldKey *h)
+{
+	script_cmd(cmd, &release_script, h->rkey, h->rkeylen, h->token, TOKEN_LEN, NULL);
+}
+
+static void
+warn_lost(const HeldKey *h)
+{
+	stats_count(STAT_REDIS, STAT_LOST);
+	ereport(WARNING,
+			(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+			 errmsg("Redis lock \"%.*s\" was lost before the transaction ended", h->rkeylen, h->rkey),
+			 errdetail("The key no longer held this transaction's token: its TTL ran out, and another holder may have taken it."),
+			 errhint("Choose a ttl longer than the transaction, or extend the lock with redis_extend.")));
+}
+
+/* Keys the transaction end could not release go to the backlog. */
+static void
+to_backlog(HeldKey **keys, int n)
+{
+	for (int i = 0; i < n; i++)
+	{
+		unlink_held(keys[i]);
+		dlist_push_head(&backlog, &keys[i]->node);
+		nbacklog++;
+	}
+	while (nbacklog > BACKLOG_MAX)
+	{
+		dlist_node *oldest = dlist_tail_node(&backlog);
+
+		dlist_delete(oldest);
+		pfree(dlist_container(HeldKey, node, oldest));
+		nbacklog--;
 	}
 }
 
 /*
- * Deletes the keys of the list (at transaction end: never raises).  The
- * list is detached by the caller first, so nothing is released twice.
+ * Deletes keys[0..n-1] (compare-on-token) at the end of their
+ * (sub)transaction.  Never raises: see the header comment.
  */
 static void
-release_list(HeldKey *list)
+release_at_end(HeldKey **keys, int n)
 {
-	int			n = 0;
-	int			i = 0;
-	RedisCmd   *cmds;
-	RedisValue *out;
-	char	   *err;
+	RedisQuietResult res;
+	int			nlost = 0;
 
-	for (HeldKey *h = list; h; h = h->next)
-		n++;
 	if (n == 0)
 		return;
-	cmds = palloc(sizeof(RedisCmd) * n);
-	out = palloc(sizeof(RedisValue) * n);
-	for (HeldKey *h = list; h; h = h->next, i++)
-		script_cmd(&cmds[i], &release_script, h->rkey, h->rkeylen, h->token, TOKEN_LEN, NULL);
+	for (int i = 0; i < n; i++)
+		release_cmd(&end_cmds[i], keys[i]);
 
-	if (redis_run_quiet(cmds, n, out, &err))
+	res = redis_run_quiet(end_cmds, n, end_out);
+	if (res == REDIS_QUIET_DONE)
 	{
-		for (i = 0; i < n; i++)
-			stats_count(STAT_REDIS, STAT_RELEASED);
+		for (int i = 0; i < n; i++)
+		{
+			bool		deleted = end_out[i].kind == RV_INTEGER && end_out[i].integer == 1;
+
+			if (deleted && !keys[i]->pending)
+				stats_count(STAT_REDIS, STAT_RELEASED);
+			else if (!deleted && !keys[i]->pending && nlost++ < 5)
+				warn_lost(keys[i]);
+			else if (!deleted && !keys[i]->pending)
+				stats_count(STAT_REDIS, STAT_LOST);
+			forget_held(keys[i]);
+		}
+		if (nlost > 5)
+			ereport(WARNING,
+					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+					 errmsg("%d more Redis locks were lost before the transaction ended", nlost - 5)));
+		return;
 	}
-	else
-	{
+
+	if (res == REDIS_QUIET_NOT_SENT)
 		ereport(WARNING,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
 				 errmsg_plural("could not release %d Redis lock at transaction end",
 							   "could not release %d Redis locks at transaction end", n, n),
-				 errdetail_internal("%s", err),
-				 errhint("They expire when their TTL runs out.")));
+				 errdetail_internal("%s", cl_redis_quiet_error()),
+				 errhint("They are deleted before this session's next Redis command, or expire when their TTL runs out.")));
+	else
+		ereport(WARNING,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg_plural("could not confirm the release of %d Redis lock at transaction end",
+							   "could not confirm the release of %d Redis locks at transaction end", n, n),
+				 errdetail_internal("%s", cl_redis_quiet_error()),
+				 errhint("Redis may have deleted them; any it did not are deleted before this session's next Redis command, or expire when their TTL runs out.")));
+	to_backlog(keys, n);
+}
+
+/*
+ * Deletes the backlog's keys (compare-on-token) before a new command:
+ * outside the transaction end, so this may raise.
+ */
+static void
+flush_backlog(void)
+{
+	RedisCmd   *cmds;
+	RedisValue *out;
+	int			i = 0;
+	dlist_mutable_iter it;
+
+	if (nbacklog == 0)
+		return;
+	cmds = palloc(sizeof(RedisCmd) * nbacklog);
+	out = palloc(sizeof(RedisValue) * nbacklog);
+	dlist_foreach_modify(it, &backlog)
+		release_cmd(&cmds[i++], dlist_container(HeldKey, node, it.cur));
+	redis_run(cmds, nbacklog, out);
+	dlist_foreach_modify(it, &backlog)
+	{
+		dlist_delete(it.cur);
+		pfree(dlist_container(HeldKey, node, it.cur));
 	}
+	nbacklog = 0;
 	pfree(cmds);
 	pfree(out);
+}
+
+/* The keys of subtransaction subid and its committed children: a prefix. */
+static int
+gather_sub(SubTransactionId subid)
+{
+	int			n = 0;
+	dlist_iter	it;
+
+	dlist_foreach(it, &held_list)
+	{
+		HeldKey    *h = dlist_container(HeldKey, node, it.cur);
+
+		if (h->subid < subid)
+			break;
+		end_keys[n++] = h;
+	}
+	return n;
+}
+
+static void
+end_of_transaction(void)
+{
+	int			n = 0;
+	dlist_iter	it;
+
+	dlist_foreach(it, &held_list)
+		end_keys[n++] = dlist_container(HeldKey, node, it.cur);
+	release_at_end(end_keys, n);
+	/* a table grown by bulk work is given back (no allocation) */
+	if (n > 1024 && held_hash != NULL && nheld_keys == 0)
+	{
+		hash_destroy(held_hash);
+		held_hash = NULL;
+	}
 }
 
 static void
 redis_xact_callback(XactEvent event, void *arg pg_attribute_unused())
 {
-	HeldKey    *list = held_keys;
-
 	switch (event)
 	{
 		case XACT_EVENT_PRE_PREPARE:
-			if (held_keys)
+			if (nheld_keys > 0)
 				ereport(ERROR,
 						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 						 errmsg("cannot PREPARE a transaction that holds Redis locks"),
 						 errdetail("Redis locks are released by the backend when its transaction ends.")));
 			break;
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PARALLEL_PRE_COMMIT:
+			if (nheld_keys > 0)
+				cl_redis_prepare_xact_end();
+			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
-			/* detach first: the list's memory goes with the transaction */
-			held_keys = NULL;
-			release_list(list);
+			if (nheld_keys > 0)
+				end_of_transaction();
 			break;
 		default:
 			break;
@@ -252,31 +521,19 @@ static void
 redis_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 					   SubTransactionId parentSubid, void *arg pg_attribute_unused())
 {
-	HeldKey    *aborted = NULL;
+	int			n;
 
+	if (nheld_keys == 0)
+		return;
 	switch (event)
 	{
 		case SUBXACT_EVENT_COMMIT_SUB:
-			for (HeldKey *h = held_keys; h; h = h->next)
-				if (h->subid == mySubid)
-					h->subid = parentSubid;
+			n = gather_sub(mySubid);
+			for (int i = 0; i < n; i++)
+				end_keys[i]->subid = parentSubid;
 			break;
 		case SUBXACT_EVENT_ABORT_SUB:
-			/* move the subtransaction's keys to a list of their own */
-			for (HeldKey **p = &held_keys; *p;)
-			{
-				HeldKey    *h = *p;
-
-				if (h->subid == mySubid)
-				{
-					*p = h->next;
-					h->next = aborted;
-					aborted = h;
-				}
-				else
-					p = &h->next;
-			}
-			release_list(aborted);
+			release_at_end(end_keys, gather_sub(mySubid));
 			break;
 		default:
 			break;
@@ -304,13 +561,80 @@ backoff_sleep(long ms)
 	CHECK_FOR_INTERRUPTS();
 }
 
-char *
-redis_acquire(const char *key, int keylen, int64 ttl_ms, int64 wait_ms, bool xact)
+/* The compare-on-token extend, acknowledged by redis_min_replicas replicas. */
+static bool
+extend_acked(const char *rkey, int rkeylen, const char *token, int tokenlen, int64 ttl_ms);
+
+/* One compare-on-token script call on rkey; true when it answered 1. */
+static bool
+run_script(RedisScript *script, const char *rkey, int rkeylen,
+		   const char *token, int tokenlen, int64 ttl_ms)
 {
-	int			rkeylen;
-	char	   *rkey = redis_key(key, keylen, &rkeylen);
-	HeldKey    *h = NULL;
-	char		token[TOKEN_LEN + 1];
+	char		px[32];
+	RedisCmd	cmd;
+	RedisValue	v;
+
+	snprintf(px, sizeof(px), INT64_FORMAT, ttl_ms);
+	script_cmd(&cmd, script, rkey, rkeylen, token, tokenlen, ttl_ms > 0 ? px : NULL);
+	redis_run(&cmd, 1, &v);
+	return integer_reply(&v);
+}
+
+/*
+ * With coupon_lock.redis_min_replicas = n > 0: WAIT n (its own command:
+ * WAIT does not block inside a script) for the write just made.  Fewer
+ * acknowledgements within half the command timeout: the key is released
+ * (compare-on-token) and false returned, as if it had not been taken.
+ */
+static bool
+replicas_acknowledged(const char *rkey, int rkeylen, const char *token, int tokenlen)
+{
+	char		n[16];
+	char		ms[16];
+	RedisCmd	cmd;
+	RedisValue	v;
+
+	if (cl_redis_min_replicas <= 0)
+		return true;
+	snprintf(n, sizeof(n), "%d", cl_redis_min_replicas);
+	snprintf(ms, sizeof(ms), "%d", Max(1, cl_redis_command_timeout / 2));
+	memset(&cmd, 0, sizeof(cmd));
+	set_str(&cmd, "WAIT");
+	set_str(&cmd, n);
+	set_str(&cmd, ms);
+	redis_run(&cmd, 1, &v);
+	if (v.kind == RV_INTEGER && v.integer >= cl_redis_min_replicas)
+		return true;
+	script_cmd(&cmd, &release_script, rkey, rkeylen, token, tokenlen, NULL);
+	redis_run(&cmd, 1, &v);
+	return false;
+}
+
+/* Sends h's SET NX; forgets h when the command never reached Redis. */
+static void
+send_set(HeldKey *h, RedisCmd *cmd, RedisValue *v)
+{
+	PG_TRY();
+	{
+		redis_run(cmd, 1, v);
+	}
+	PG_CATCH();
+	{
+		if (!cl_redis_sent_anything())
+			forget_held(h);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+}
+
+/*
+ * SET NX PX for h, retrying until wait_ms ran out.  True when taken.  A
+ * failure raises with h still pending, unless the command never reached
+ * Redis.
+ */
+static bool
+take_key(HeldKey *h, int64 ttl_ms, int64 wait_ms)
+{
 	char		px[32];
 	RedisCmd	cmd;
 	RedisValue	v;
@@ -318,31 +642,14 @@ redis_acquire(const char *key, int keylen, int64 ttl_ms, int64 wait_ms, bool xac
 	long		backoff = BACKOFF_MIN_MS;
 	bool		waited = false;
 
-	redis_require();
-	if (xact && (h = find_held(rkey, rkeylen)) != NULL)
-		return pstrdup(h->token);
-
-	make_token(token);
 	snprintf(px, sizeof(px), INT64_FORMAT, ttl_ms);
 	memset(&cmd, 0, sizeof(cmd));
 	set_str(&cmd, "SET");
-	set_arg(&cmd, rkey, rkeylen);
-	set_arg(&cmd, token, TOKEN_LEN);
+	set_arg(&cmd, h->rkey, h->rkeylen);
+	set_arg(&cmd, h->token, TOKEN_LEN);
 	set_str(&cmd, "NX");
 	set_str(&cmd, "PX");
 	set_str(&cmd, px);
-
-	if (xact)
-	{
-		/* everything the list needs is allocated before the key is taken */
-		redis_script_prepare(&release_script);
-		h = MemoryContextAllocZero(TopTransactionContext, sizeof(HeldKey));
-		h->rkey = MemoryContextAlloc(TopTransactionContext, rkeylen);
-		memcpy(h->rkey, rkey, rkeylen);
-		h->rkeylen = rkeylen;
-		memcpy(h->token, token, sizeof(token));
-		h->subid = GetCurrentSubTransactionId();
-	}
 	if (wait_ms > 0)
 		deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wait_ms);
 
@@ -350,7 +657,7 @@ redis_acquire(const char *key, int keylen, int64 ttl_ms, int64 wait_ms, bool xac
 	{
 		long		remaining;
 
-		redis_run(&cmd, 1, &v);
+		send_set(h, &cmd, &v);
 		if (v.kind == RV_OK)
 			break;
 		if (v.kind != RV_NIL)
@@ -365,13 +672,8 @@ redis_acquire(const char *key, int keylen, int64 ttl_ms, int64 wait_ms, bool xac
 			remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
 		if (remaining <= 0)
 		{
-			if (h)
-			{
-				pfree(h->rkey);
-				pfree(h);
-			}
 			stats_count(STAT_REDIS, STAT_TIMED_OUT);
-			return NULL;
+			return false;
 		}
 		if (!waited)
 			stats_count(STAT_REDIS, STAT_WAITED);
@@ -379,14 +681,54 @@ redis_acquire(const char *key, int keylen, int64 ttl_ms, int64 wait_ms, bool xac
 		backoff_sleep(Min(backoff, remaining));
 		backoff = Min(backoff * 2, BACKOFF_MAX_MS);
 	}
-
-	if (h)
+	if (!replicas_acknowledged(h->rkey, h->rkeylen, h->token, TOKEN_LEN))
 	{
-		h->next = held_keys;
-		held_keys = h;
+		stats_count(STAT_REDIS, STAT_TIMED_OUT);
+		return false;
 	}
+	h->pending = false;
 	stats_count(STAT_REDIS, STAT_ACQUIRED);
-	return pstrdup(token);
+	return true;
+}
+
+char *
+redis_acquire(const char *key, int keylen, int64 ttl_ms, int64 wait_ms, bool xact)
+{
+	int			rkeylen;
+	char	   *rkey = redis_key(key, keylen, &rkeylen);
+	HeldKey    *h;
+	char	   *token;
+
+	redis_require();
+	flush_backlog();
+
+	/* a key this transaction holds: still ours (with the new ttl)? */
+	h = find_held(rkey, rkeylen);
+	if (h != NULL && !xact)
+	{
+		/* held in transaction scope: no session lock until it ends */
+		stats_count(STAT_REDIS, STAT_TIMED_OUT);
+		return NULL;
+	}
+	if (h != NULL)
+	{
+		if (xact && extend_acked(rkey, rkeylen, h->token, TOKEN_LEN, ttl_ms))
+			return pstrdup(h->token);
+		if (!h->pending)
+			warn_lost(h);
+		forget_held(h);
+	}
+
+	h = remember_held(rkey, rkeylen);
+	if (!take_key(h, ttl_ms, wait_ms))
+	{
+		forget_held(h);
+		return NULL;
+	}
+	token = pstrdup(h->token);
+	if (!xact)
+		forget_held(h);			/* the caller's from now on */
+	return token;
 }
 
 bool
@@ -395,20 +737,41 @@ redis_release(const char *key, int keylen, const char *token, int tokenlen)
 	int			rkeylen;
 	char	   *rkey = redis_key(key, keylen, &rkeylen);
 	HeldKey    *h;
-	RedisCmd	cmd;
-	RedisValue	v;
+	bool		deleted;
 
-	script_cmd(&cmd, &release_script, rkey, rkeylen, token, tokenlen, NULL);
-	redis_run(&cmd, 1, &v);
-	if (!integer_reply(&v))
-		return false;
+	redis_require();
+	flush_backlog();
+	deleted = run_script(&release_script, rkey, rkeylen, token, tokenlen, 0);
 
 	/* a transaction's key released by hand is no longer the transaction's */
 	h = find_held(rkey, rkeylen);
 	if (h && tokenlen == TOKEN_LEN && memcmp(h->token, token, TOKEN_LEN) == 0)
+	{
+		if (!deleted)
+			stats_count(STAT_REDIS, STAT_LOST);
 		forget_held(h);
-	stats_count(STAT_REDIS, STAT_RELEASED);
-	return true;
+	}
+	if (deleted)
+		stats_count(STAT_REDIS, STAT_RELEASED);
+	return deleted;
+}
+
+static bool
+extend_acked(const char *rkey, int rkeylen, const char *token, int tokenlen, int64 ttl_ms)
+{
+	return run_script(&extend_script, rkey, rkeylen, token, tokenlen, ttl_ms) &&
+		replicas_acknowledged(rkey, rkeylen, token, tokenlen);
+}
+
+bool
+cl_redis_extend_key(const char *key, int keylen, const char *token, int tokenlen, int64 ttl_ms)
+{
+	int			rkeylen;
+	char	   *rkey = redis_key(key, keylen, &rkeylen);
+
+	redis_require();
+	flush_backlog();
+	return extend_acked(rkey, rkeylen, token, tokenlen, ttl_ms);
 }
 
 /* ---- SQL entry points ---- */
@@ -462,20 +825,10 @@ coupon_lock_redis_extend(PG_FUNCTION_ARGS)
 	char	   *key;
 	char	   *token;
 	int64		ttl_ms;
-	int			rkeylen;
-	char	   *rkey;
-	char		px[32];
-	RedisCmd	cmd;
-	RedisValue	v;
 
 	redis_require();
 	key = cl_arg_id(fcinfo, 0, "key");
 	token = cl_arg_id(fcinfo, 1, "token");
 	ttl_ms = cl_arg_ttl_ms(fcinfo, 2, "ttl");
-
-	rkey = redis_key(key, strlen(key), &rkeylen);
-	snprintf(px, sizeof(px), INT64_FORMAT, ttl_ms);
-	script_cmd(&cmd, &extend_script, rkey, rkeylen, token, strlen(token), px);
-	redis_run(&cmd, 1, &v);
-	PG_RETURN_BOOL(integer_reply(&v));
+	PG_RETURN_BOOL(cl_redis_extend_key(key, strlen(key), token, strlen(token), ttl_ms));
 }

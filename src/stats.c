@@ -95,9 +95,27 @@ StatsInit(void)
 	shmem_startup_hook = stats_shmem_startup;
 }
 
+/* Depth of cl_stats_internal_begin(): acquisitions and releases not counted. */
+static int	internal_depth = 0;
+
+void
+cl_stats_internal_begin(void)
+{
+	internal_depth++;
+}
+
+void
+cl_stats_internal_end(void)
+{
+	Assert(internal_depth > 0);
+	internal_depth--;
+}
+
 void
 stats_count(StatKind kind, StatEvent event)
 {
+	if (internal_depth > 0 && (event == STAT_ACQUIRED || event == STAT_RELEASED))
+		return;
 	if (shared_stats)
 		pg_atomic_fetch_add_u64(&shared_stats->counts[kind][event], 1);
 	else
@@ -122,18 +140,23 @@ coupon_lock_lock_stats(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	const char *scope = shared_stats ? "shared" : "backend";
+	bool		with_lost;
 
 	InitMaterializedSRF(fcinfo, 0);
+	/* a database still at 1.0 declares the columns without lost */
+	with_lost = rsinfo->setDesc->natts == STAT_NUM_EVENTS + 2;
 
 	for (int k = 0; k < STAT_NUM_KINDS; k++)
 	{
 		Datum		values[STAT_NUM_EVENTS + 2];
 		bool		nulls[STAT_NUM_EVENTS + 2] = {0};
+		int			col = 0;
 
-		values[0] = CStringGetTextDatum(kind_names[k]);
+		values[col++] = CStringGetTextDatum(kind_names[k]);
 		for (int e = 0; e < STAT_NUM_EVENTS; e++)
-			values[e + 1] = Int64GetDatum((int64) stats_read(k, e));
-		values[STAT_NUM_EVENTS + 1] = CStringGetTextDatum(scope);
+			if (e != STAT_LOST || with_lost)
+				values[col++] = Int64GetDatum((int64) stats_read(k, e));
+		values[col++] = CStringGetTextDatum(scope);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

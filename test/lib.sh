@@ -6,7 +6,7 @@
 CL_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CL_PGBIN=$(${PG_CONFIG:-pg_config} --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)
 CL_PACKAGES="make gcc libc6-dev postgresql-15 postgresql-server-dev-15 postgresql-client-15
- libhiredis-dev redis-server redis-tools libipc-run-perl python3 python3-psycopg
+ libhiredis-dev redis-server redis-tools redis-sentinel libipc-run-perl python3 python3-psycopg
  postgresql-15-auto-failover"
 # What the release layers need on top (upgrade, dist, deb): META.json
 # checks, the archive, and Debian's packaging tools.

@@ -14,7 +14,7 @@ PGPORT=${CL_TEST_PGPORT:-54881}
 REDIS_PORT=${CL_TEST_REDIS_PORT:-6489}
 export PGHOST=127.0.0.1 PGPORT PGUSER=postgres CL_REDIS_PORT=$REDIS_PORT
 # nohiredis rebuilds and reinstalls the extension: keep it last.
-LAYERS=${*:-regress isolation shell stress crash fuzz security memory clients ha upgrade dist deb nohiredis}
+LAYERS=${*:-regress isolation shell stress crash fuzz security memory clients ha redis_faults redis_ha upgrade dist deb nohiredis}
 
 total_pass=0
 total_fail=0
@@ -112,6 +112,12 @@ layer_deb() {
     cl_pg_stop test; cl_pg_start test "$PGPORT"
 }
 layer_ha()       { run_prove ha; }   # tmp/ha: ports CL_HA_*_PGPORT, 55065-55069 by default
+# A misbehaving and a paused Redis of the layer's own (CL_FAKE_REDIS_PORT,
+# default 7056, CL_FAULTS_REDIS_PORT, default 7055).
+layer_redis_faults() { run_prove redis_faults; }
+# A master, a replica and three Sentinels of the layer's own
+# (CL_HA_REDIS_PORT, default 7060 and 7061, CL_HA_SENTINEL_PORT, default 27050-27052).
+layer_redis_ha() { run_prove redis_ha; }
 
 # The build without hiredis (make WITH_HIREDIS=no): the Redis regress test
 # runs against its alternative expected output, expected/redis_1.out, where
