@@ -1,5 +1,6 @@
 -- The guard: with coupon_lock.redis_guard on, coupon transitions take
--- hybrid_xact_lock(guard_key(coupon_id)) first, so a holder outside the
+-- hybrid_xact_lock('coupon:' || coupon_id) first (its Redis key is
+-- prefix || guard_key(coupon_id)), so a holder outside the
 -- database that took the Redis key coupon_lock:coupon:<database>:<id> keeps
 -- the coupon to itself.  Runs against the suite's Redis (see sql/redis.sql).
 SET search_path = coupon_lock, public;
@@ -61,7 +62,7 @@ SELECT coupon_issue(:c1, 'bob') AS version;
 \! redis-cli -p "$CL_REDIS_PORT" EXISTS "$G1"
 SELECT count(*) AS advisory_locks FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid();
 -- taking the guard by hand first does not block the transition (reentrant)
-SELECT hybrid_xact_lock(guard_key(:c1), '60s', '0') AS guard_held;
+SELECT hybrid_xact_lock('coupon:' || :c1, '60s', '0') AS guard_held;
 SELECT coupon_freeze(:c1, 'bob', 'order-2') AS version;
 COMMIT;
 \! redis-cli -p "$CL_REDIS_PORT" EXISTS "$G1"

@@ -4,14 +4,16 @@
  *	  The guard that coupon transitions take when coupon_lock.redis_guard
  *	  is on, and guard_key(), which names it.
  *
- * The guard of coupon n is hybrid_xact_lock(guard_key(n)) (hybrid.c),
- * where guard_key(n) is 'coupon:' || current_database() || ':' || n: so a
- * holder outside the database that took the Redis key
- * prefix||'coupon:<database>:<n>' keeps the coupon to itself, and two
- * databases sharing one Redis (and one prefix) never hold up each other's
- * coupon n.  The database name, not its oid, so that an outside process
- * can build the key from what it knows; the id is what follows the last
- * colon.
+ * The guard of coupon n is hybrid_xact_lock's pair of locks (hybrid.c):
+ * the advisory lock 'coupon:' || n, as shared/API.md promises (advisory
+ * locks belong to one database, so a session of this database that holds
+ * hybrid_xact_lock('coupon:' || n) keeps the coupon to itself), and the
+ * Redis key prefix || guard_key(n), where guard_key(n) is 'coupon:' ||
+ * current_database() || ':' || n: so a holder outside the database that
+ * took that Redis key keeps the coupon to itself, and two databases
+ * sharing one Redis (and one prefix) never hold up each other's coupon n.
+ * The database name, not its oid, so that an outside process can build
+ * the key from what it knows; the id is what follows the last colon.
  *
  * Concurrency rules.  A single transition waits at most
  * coupon_lock.redis_guard_wait and fails with 55P03 when that runs out.
@@ -47,7 +49,7 @@ PG_FUNCTION_INFO_V1(coupon_lock_guard_key);
 /* 'coupon:<database>:' -- a backend never changes database. */
 static char *key_head = NULL;
 
-/* guard_key(coupon_id), palloc'd; *keylen its length. */
+/* guard_key(coupon_id), the Redis key (less the prefix), palloc'd; *keylen its length. */
 static char *
 guard_key(int64 coupon_id, int *keylen)
 {
@@ -65,9 +67,39 @@ guard_key(int64 coupon_id, int *keylen)
 	return key;
 }
 
+/* The guard's advisory key, 'coupon:<n>' (shared/API.md), palloc'd. */
+static char *
+guard_advisory_key(int64 coupon_id, int *keylen)
+{
+	char	   *key = psprintf("coupon:" INT64_FORMAT, coupon_id);
+
+	*keylen = strlen(key);
+	return key;
+}
+
+char *
+cl_guard_redis_key_for(const char *key, int keylen, int *rkeylen)
+{
+	int			head = strlen(CL_GUARD_KEY_PREFIX);
+	int64		coupon_id = 0;
+
+	if (keylen <= head || keylen > head + 18 ||
+		strncmp(key, CL_GUARD_KEY_PREFIX, head) != 0)
+		return NULL;
+	for (int i = head; i < keylen; i++)
+	{
+		if (key[i] < '0' || key[i] > '9')
+			return NULL;
+		coupon_id = coupon_id * 10 + (key[i] - '0');
+	}
+	if (key[head] == '0')			/* 'coupon:007' is not coupon 7's key */
+		return NULL;
+	return guard_key(coupon_id, rkeylen);
+}
+
 /* The advisory lock only tested (an internal step), the Redis key held. */
 static bool
-sweep_guard(const char *key, int keylen)
+sweep_guard(const char *key, int keylen, const char *rkey, int rkeylen)
 {
 	volatile bool free_here = false;
 
@@ -88,7 +120,7 @@ sweep_guard(const char *key, int keylen)
 	if (!redis_configured())
 		return true;
 	redis_require();
-	return redis_acquire(key, keylen, cl_redis_guard_ttl, 0, true) != NULL;
+	return redis_acquire(rkey, rkeylen, cl_redis_guard_ttl, 0, true) != NULL;
 }
 
 bool
@@ -96,27 +128,30 @@ guard_coupon(int64 coupon_id, CouponOp op)
 {
 	char	   *key;
 	int			keylen;
+	char	   *rkey;
+	int			rkeylen;
 
 	if (!cl_redis_guard)
 		return true;
-	key = guard_key(coupon_id, &keylen);
+	key = guard_advisory_key(coupon_id, &keylen);
+	rkey = guard_key(coupon_id, &rkeylen);
 
 	switch (op)
 	{
 		case OP_RELEASE:
 		case OP_EXPIRE:
-			return sweep_guard(key, keylen);
+			return sweep_guard(key, keylen, rkey, rkeylen);
 		case OP_CLAIM:
-			return cl_hybrid_acquire(key, keylen, cl_redis_guard_ttl, 0);
+			return cl_hybrid_acquire_keys(key, keylen, rkey, rkeylen, cl_redis_guard_ttl, 0);
 		default:
 			break;
 	}
-	if (!cl_hybrid_acquire(key, keylen, cl_redis_guard_ttl, cl_redis_guard_wait))
+	if (!cl_hybrid_acquire_keys(key, keylen, rkey, rkeylen, cl_redis_guard_ttl, cl_redis_guard_wait))
 		ereport(ERROR,
 				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
 				 errmsg("could not obtain the guard of coupon %lld", (long long) coupon_id),
-				 errdetail("Another session or a process outside the database held lock key \"%s\" for longer than coupon_lock.redis_guard_wait (%d ms).",
-						   key, cl_redis_guard_wait)));
+				 errdetail("Another session held lock key \"%s\", or a process outside the database held Redis key \"%s\", for longer than coupon_lock.redis_guard_wait (%d ms).",
+						   key, rkey, cl_redis_guard_wait)));
 	return true;
 }
 

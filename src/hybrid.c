@@ -8,7 +8,9 @@
  * prefix||key, where Redis is configured (coupon_lock.redis_host not
  * empty), excludes processes outside the database.  Without Redis
  * configured it is advisory_xact_lock(key).  The guard of coupon
- * transitions (guard.c) is one user of it.
+ * transitions (guard.c) is one user of it: for a guard's key 'coupon:<n>'
+ * the Redis key is the guard's, prefix || 'coupon:<database>:<n>', so that
+ * databases sharing one Redis never hold up each other's coupons.
  *
  * Concurrency rules.  All or nothing, both within `wait`:
  *
@@ -35,6 +37,7 @@
 
 #include "advisory.h"
 #include "coupon_lock.h"
+#include "guard.h"
 #include "hybrid.h"
 #include "redis_conn.h"
 #include "redis_lock.h"
@@ -80,15 +83,19 @@ take_xact_hold(const char *key, int keylen)
 	PG_END_TRY();
 }
 
-/* Steps 2 and 3 above, with the session hold of step 1 given back after. */
+/*
+ * Steps 2 and 3 above, with the session hold of step 1 given back after;
+ * key is the advisory key, rkey the Redis key (the same but for the guard).
+ */
 static bool
-redis_then_xact(const char *key, int keylen, int64 ttl_ms, int64 wait_ms)
+redis_then_xact(const char *key, int keylen, const char *rkey, int rkeylen,
+				int64 ttl_ms, int64 wait_ms)
 {
 	char	   *token = NULL;
 
 	PG_TRY();
 	{
-		token = redis_acquire(key, keylen, ttl_ms, wait_ms, true);
+		token = redis_acquire(rkey, rkeylen, ttl_ms, wait_ms, true);
 		if (token != NULL)
 			take_xact_hold(key, keylen);
 	}
@@ -102,8 +109,14 @@ redis_then_xact(const char *key, int keylen, int64 ttl_ms, int64 wait_ms)
 	return token != NULL;
 }
 
+/*
+ * The advisory lock on key and the Redis lock on rkey (prefixed), all or
+ * nothing within wait_ms.  hybrid_xact_lock passes one key for both; the
+ * guard (guard.c) a Redis key that also names the database.
+ */
 bool
-cl_hybrid_acquire(const char *key, int keylen, int64 ttl_ms, int64 wait_ms)
+cl_hybrid_acquire_keys(const char *key, int keylen, const char *rkey, int rkeylen,
+					   int64 ttl_ms, int64 wait_ms)
 {
 	TimestampTz start = GetCurrentTimestamp();
 
@@ -113,7 +126,13 @@ cl_hybrid_acquire(const char *key, int keylen, int64 ttl_ms, int64 wait_ms)
 	redis_require();			/* built without hiredis: 0A000 */
 	if (!advisory_acquire(key, keylen, true, wait_ms))
 		return false;
-	return redis_then_xact(key, keylen, ttl_ms, wait_left(wait_ms, start));
+	return redis_then_xact(key, keylen, rkey, rkeylen, ttl_ms, wait_left(wait_ms, start));
+}
+
+bool
+cl_hybrid_acquire(const char *key, int keylen, int64 ttl_ms, int64 wait_ms)
+{
+	return cl_hybrid_acquire_keys(key, keylen, key, keylen, ttl_ms, wait_ms);
 }
 
 /* ---- SQL entry point ---- */
@@ -124,6 +143,11 @@ coupon_lock_hybrid_xact_lock(PG_FUNCTION_ARGS)
 	char	   *key = cl_arg_id(fcinfo, 0, "key");
 	int64		ttl_ms = cl_arg_ttl_ms(fcinfo, 1, "ttl");
 	int64		wait_ms = cl_arg_wait_ms(fcinfo, 2, "wait");
+	int			rkeylen;
+	char	   *rkey = cl_guard_redis_key_for(key, strlen(key), &rkeylen);
 
+	/* a guard's key 'coupon:<n>': its Redis part names the database (guard.c) */
+	if (rkey != NULL)
+		PG_RETURN_BOOL(cl_hybrid_acquire_keys(key, strlen(key), rkey, rkeylen, ttl_ms, wait_ms));
 	PG_RETURN_BOOL(cl_hybrid_acquire(key, strlen(key), ttl_ms, wait_ms));
 }

@@ -18,5 +18,8 @@
  * left held).  Raises what the two locks raise.
  */
 extern bool cl_hybrid_acquire(const char *key, int keylen, int64 ttl_ms, int64 wait_ms);
+extern bool cl_hybrid_acquire_keys(const char *key, int keylen,
+								   const char *rkey, int rkeylen,
+								   int64 ttl_ms, int64 wait_ms);
 
 #endif							/* COUPON_LOCK_HYBRID_H */

@@ -32,6 +32,6 @@ CREATE FUNCTION coupon_lock.guard_key(coupon_id bigint)
 RETURNS text AS 'MODULE_PATHNAME', 'coupon_lock_guard_key'
 LANGUAGE C STRICT STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION coupon_lock.guard_key(bigint) IS
-    'lock key of the guard of a coupon of this database: ''coupon:'' || current_database() || '':'' || coupon_id; its Redis key is coupon_lock.redis_key_prefix followed by it';
+    'Redis key (less coupon_lock.redis_key_prefix) of the guard of a coupon of this database: ''coupon:'' || current_database() || '':'' || coupon_id; the guard''s advisory key is ''coupon:'' || coupon_id';
 
 REVOKE ALL ON FUNCTION coupon_lock.guard_key(bigint) FROM PUBLIC;
