@@ -1,5 +1,7 @@
 -- DROP and CREATE EXTENSION in one session: claim sequences go with the
 -- extension, and kept plans are re-planned against the new tables.
+-- (a batch of 3 gets a claim sequence only with the threshold lowered)
+SET coupon_lock.claim_sequence_min_quantity = 1;
 SELECT coupon_lock.create_batch('lifecycle', 3) AS b \gset
 SELECT coupon_lock.coupon_claim(:b, 'ann') IS NOT NULL AS claimed;
 SELECT count(*) > 0 AS has_claim_sequences FROM pg_class
