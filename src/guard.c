@@ -55,6 +55,13 @@ guard_key(int64 coupon_id, int *keylen)
 {
 	char	   *key;
 
+	/* a database still at 1.0 keeps 1.0's layout, 'coupon:<n>' (version.c) */
+	if (cl_sql_version() < CL_SQL_1_1)
+	{
+		key = psprintf("coupon:" INT64_FORMAT, coupon_id);
+		*keylen = strlen(key);
+		return key;
+	}
 	if (key_head == NULL)
 	{
 		char	   *db = get_database_name(MyDatabaseId);

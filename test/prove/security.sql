@@ -111,7 +111,8 @@ INSERT INTO prove_sec.split VALUES
     ('lease_check', true, false),
     ('redis_lock', true, false), ('redis_unlock', true, false), ('redis_extend', true, false),
     ('redis_xact_lock', true, false), ('hybrid_xact_lock', true, false),
-    ('library_version', true, true), ('coupon_row_is_valid', false, false);
+    ('library_version', true, true), ('coupon_row_is_valid', false, false),
+    ('guard_key', true, true), ('sweeper_stats', false, true);
 GRANT SELECT ON prove_sec.split TO PUBLIC;
 CREATE TABLE prove_sec.answers (a bigint[]);
 GRANT SELECT, INSERT ON prove_sec.answers TO PUBLIC;

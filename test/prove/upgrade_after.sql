@@ -48,9 +48,11 @@ SELECT 'the lapsed 1.0 freeze is released by the 1.1 sweep', coupon_lock.release
 SELECT fence AS held_fence FROM coupon_lock.lease WHERE name = 'upgrade-held' \gset
 SELECT 'a lease held at 1.0 still checks true with its token', coupon_lock.lease_check('upgrade-held', :held_fence);
 SELECT 'and is not granted to another holder', coupon_lock.lease_acquire('upgrade-held', 'worker-9', '1 minute') IS NULL;
-SELECT 'a lapsed 1.0 lease is granted with the next token',
-       coupon_lock.lease_acquire('upgrade-lapsed', 'worker-2', '1 minute') = 2;
-SELECT 'a lease granted twice at 1.0 goes on from token 2',
+-- (1.1 tokens carry the timeline in their high 32 bits: every one lies above
+-- every 1.0 token, issue 11)
+SELECT 'a lapsed 1.0 lease is granted with a token above its 1.0 token (the epoch''s first)',
+       coupon_lock.lease_acquire('upgrade-lapsed', 'worker-2', '1 minute') = (1::bigint << 32) + 1;
+SELECT 'a lease granted twice at 1.0 goes on above its 1.0 token 2',
        coupon_lock.lease_release('upgrade-regranted', 'worker-2')
-       AND coupon_lock.lease_acquire('upgrade-regranted', 'worker-3', '1 minute') = 3;
+       AND coupon_lock.lease_acquire('upgrade-regranted', 'worker-3', '1 minute') = (1::bigint << 32) + 1;
 ROLLBACK;
