@@ -64,3 +64,12 @@ $(EXTENSION)--1.0--$(EXTVERSION).sql: $(UPGRADE_PIECES)
 
 # Object files depend on the shared headers.
 $(OBJS): $(wildcard src/*.h)
+
+# The router extension (router/: its own control file and scripts) is built,
+# installed and cleaned with this one, so "make install" installs both.
+all: router-all
+install: router-install
+clean: router-clean
+router-all router-install router-clean: router-%:
+	$(MAKE) -C router PG_CONFIG=$(PG_CONFIG) $*
+.PHONY: router-all router-install router-clean

@@ -14,7 +14,7 @@ PGPORT=${CL_TEST_PGPORT:-54881}
 REDIS_PORT=${CL_TEST_REDIS_PORT:-6489}
 export PGHOST=127.0.0.1 PGPORT PGUSER=postgres CL_REDIS_PORT=$REDIS_PORT
 # nohiredis rebuilds and reinstalls the extension: keep it last.
-LAYERS=${*:-regress isolation shell stress crash fuzz security memory nohiredis}
+LAYERS=${*:-regress isolation shell stress crash fuzz security memory shards nohiredis}
 
 total_pass=0
 total_fail=0
@@ -100,6 +100,8 @@ layer_fuzz()     { run_prove fuzz; }
 layer_security() { run_prove security; }
 layer_memory()   { run_prove memory; }
 layer_valgrind() { run_prove valgrind; }
+# test/prove/shards.sh: two clusters of its own (CL_SHARDS_PGPORT_A/_B, default 55075/55076)
+layer_shards()   { run_prove shards; }
 
 # The build without hiredis (make WITH_HIREDIS=no): the Redis regress test
 # runs against its alternative expected output, expected/redis_1.out, where
