@@ -99,6 +99,57 @@ REVOKE ALL ON coupon_lock.shard, coupon_lock.shard_batch, coupon_lock.shard_tran
               coupon_lock.shard_issue_ticket
     FROM PUBLIC;
 
+-- ---- argument checks, as coupon_lock's C functions make them ----
+
+CREATE FUNCTION coupon_lock.shard_require()
+RETURNS void LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM coupon_lock.shard) THEN
+        RAISE EXCEPTION 'this database is not a shard' USING ERRCODE = '55000',
+            HINT = 'Run SELECT coupon_lock.router_init() in the router database.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION coupon_lock.shard_require() IS
+    'raises 55000 unless router_init() has made this database a shard';
+
+-- an identifier (transfer id, ticket, request id): not NULL (22004), not empty, at most 512 bytes (22023)
+CREATE FUNCTION coupon_lock.shard_check_id(value text, argname text)
+RETURNS void LANGUAGE plpgsql IMMUTABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF value IS NULL THEN
+        RAISE EXCEPTION '% must not be null', argname USING ERRCODE = '22004';
+    ELSIF value = '' THEN
+        RAISE EXCEPTION '% must not be empty', argname USING ERRCODE = '22023';
+    ELSIF octet_length(value) > 512 THEN
+        RAISE EXCEPTION '% is too long', argname USING ERRCODE = '22023',
+            DETAIL = format('It has %s bytes; at most 512 are allowed.', octet_length(value));
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION coupon_lock.shard_check_id(text, text) IS
+    'the check every identifier argument of the shard functions passes: not NULL, not empty, at most 512 bytes';
+
+-- a count or partition number: not NULL (22004), at least `minimum` (22023)
+CREATE FUNCTION coupon_lock.shard_check_count(value bigint, argname text, minimum bigint)
+RETURNS void LANGUAGE plpgsql IMMUTABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF value IS NULL THEN
+        RAISE EXCEPTION '% must not be null', argname USING ERRCODE = '22004';
+    ELSIF value < minimum THEN
+        RAISE EXCEPTION '% must be at least %', argname, minimum USING ERRCODE = '22023';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION coupon_lock.shard_check_count(bigint, text, bigint) IS
+    'the check every number argument of the shard functions passes: not NULL, at least minimum';
+
 -- ---- ids and partitions ----
 
 CREATE FUNCTION coupon_lock.partition_of(id bigint)
@@ -183,12 +234,18 @@ AS $$
 DECLARE
     id bigint;
 BEGIN
-    IF share IS NULL OR share < 1 OR share > quantity THEN
+    PERFORM coupon_lock.shard_require(), coupon_lock.shard_check_count(share, 'share', 1);
+    IF share > quantity THEN
         RAISE EXCEPTION 'share must be between 1 and quantity' USING ERRCODE = '22023';
     END IF;
-    IF NOT EXISTS (SELECT FROM coupon_lock.shard) THEN
-        RAISE EXCEPTION 'this database is not a shard' USING ERRCODE = '55000',
-            HINT = 'Run SELECT coupon_lock.router_init() in the router database.';
+    IF give_to IS NULL OR give_quantities IS NULL OR transfer_ids IS NULL THEN
+        RAISE EXCEPTION 'give_to, give_quantities and transfer_ids must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF cardinality(give_to) <> cardinality(give_quantities) OR cardinality(give_to) <> cardinality(transfer_ids) OR
+       EXISTS (SELECT FROM unnest(give_to, give_quantities, transfer_ids) g(p, q, t)
+                WHERE p IS NULL OR p < 0 OR q IS NULL OR q < 1 OR t IS NULL OR t = '' OR octet_length(t) > 512) THEN
+        RAISE EXCEPTION 'give_to, give_quantities and transfer_ids must be arrays of one length without empty elements'
+            USING ERRCODE = '22023';
     END IF;
     id := coupon_lock.create_batch(name, share, per_user_limit, valid_until, freeze_ttl);
     INSERT INTO coupon_lock.shard_batch (batch_id, total_quantity, home) VALUES (id, quantity, true);
@@ -212,7 +269,7 @@ AS $$
     SELECT CASE WHEN EXISTS (SELECT FROM coupon_lock.batch b WHERE b.batch_id = $1)
                 THEN (SELECT count(*)::integer FROM
                         (SELECT FROM coupon_lock.coupon c
-                          WHERE c.batch_id = $1 AND c.state = 'available' LIMIT $2) s)
+                          WHERE c.batch_id = $1 AND c.state = 'available' LIMIT greatest($2, 0)) s)
            END
 $$;
 COMMENT ON FUNCTION coupon_lock.shard_stock(bigint, integer) IS
@@ -226,9 +283,10 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF transfer_id IS NULL OR batch_id IS NULL OR to_partition IS NULL OR quantity IS NULL THEN
-        RAISE EXCEPTION 'transfer_id, batch_id, to_partition and quantity must not be null' USING ERRCODE = '22004';
-    END IF;
+    PERFORM coupon_lock.shard_require(), coupon_lock.shard_check_id(transfer_id, 'transfer_id'),
+            coupon_lock.shard_check_count(batch_id, 'batch_id', 1),
+            coupon_lock.shard_check_count(to_partition, 'to_partition', 0),
+            coupon_lock.shard_check_count(quantity, 'quantity', 0);
     -- the transfer id first: a second give under it waits here, then finds it
     INSERT INTO coupon_lock.shard_transfer AS t (transfer_id, batch_id, direction, peer_partition, quantity, delivered)
     VALUES (transfer_id, batch_id, 'give', to_partition, 0, false)
@@ -270,9 +328,11 @@ RETURNS integer LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF transfer_id IS NULL OR batch_id IS NULL OR from_partition IS NULL OR quantity IS NULL THEN
-        RAISE EXCEPTION 'transfer_id, batch_id, from_partition and quantity must not be null' USING ERRCODE = '22004';
-    END IF;
+    PERFORM coupon_lock.shard_require(), coupon_lock.shard_check_id(transfer_id, 'transfer_id'),
+            coupon_lock.shard_check_count(batch_id, 'batch_id', 1),
+            coupon_lock.shard_check_count(from_partition, 'from_partition', 0),
+            coupon_lock.shard_check_count(quantity, 'quantity', 0),
+            coupon_lock.shard_check_count(total_quantity, 'total_quantity', greatest(quantity, 1));
     -- first the batch key (orders two first deliveries of a batch), then the transfer id
     INSERT INTO coupon_lock.shard_batch (batch_id, total_quantity, home)
     VALUES (batch_id, total_quantity, false) ON CONFLICT ON CONSTRAINT shard_batch_pkey DO NOTHING;
@@ -331,6 +391,7 @@ DECLARE
     got bigint;
 BEGIN
     IF request_id IS NOT NULL THEN
+        PERFORM coupon_lock.shard_check_id(request_id, 'request_id');
         SELECT r.coupon_id INTO got FROM coupon_lock.shard_claim_request r
          WHERE r.batch_id = shard_claim.batch_id AND r.owner_id = shard_claim.owner_id
            AND r.request_id = shard_claim.request_id;
@@ -362,6 +423,8 @@ BEGIN
     IF request_id IS NULL THEN
         RETURN NULL;
     END IF;
+    PERFORM coupon_lock.shard_check_id(request_id, 'request_id'), coupon_lock.shard_check_id(owner_id, 'owner_id'),
+            coupon_lock.shard_check_count(batch_id, 'batch_id', 1);
     INSERT INTO coupon_lock.shard_claim_request (batch_id, owner_id, request_id, coupon_id)
     VALUES (batch_id, owner_id, request_id, NULL)
     ON CONFLICT ON CONSTRAINT shard_claim_request_pkey DO NOTHING;
@@ -386,6 +449,8 @@ AS $$
 DECLARE
     t text;
 BEGIN
+    PERFORM coupon_lock.shard_require(), coupon_lock.shard_check_count(batch_id, 'batch_id', 1),
+            coupon_lock.shard_check_id(owner_id, 'owner_id'), coupon_lock.shard_check_count(coupon_id, 'coupon_id', 1);
     INSERT INTO coupon_lock.shard_quota_hold AS h (batch_id, owner_id, coupon_id, ticket)
     VALUES (batch_id, owner_id, coupon_id, gen_random_uuid()::text)
     ON CONFLICT ON CONSTRAINT shard_quota_hold_pkey DO NOTHING
@@ -409,6 +474,7 @@ AS $$
 DECLARE
     released boolean;
 BEGIN
+    PERFORM coupon_lock.shard_require();
     DELETE FROM coupon_lock.shard_quota_hold h
      WHERE h.batch_id = shard_quota_release.batch_id AND h.owner_id = shard_quota_release.owner_id
        AND h.coupon_id = shard_quota_release.coupon_id;
@@ -451,6 +517,8 @@ RETURNS bigint LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    PERFORM coupon_lock.shard_require(), coupon_lock.shard_check_id(ticket, 'ticket'),
+            coupon_lock.shard_check_count(coupon_id, 'coupon_id', 1), coupon_lock.shard_check_id(owner_id, 'owner_id');
     INSERT INTO coupon_lock.shard_issue_ticket (ticket, coupon_id, owner_id, fenced)
     VALUES (ticket, coupon_id, owner_id, false)
     ON CONFLICT ON CONSTRAINT shard_issue_ticket_pkey DO NOTHING;
@@ -470,6 +538,8 @@ RETURNS boolean LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    PERFORM coupon_lock.shard_require(), coupon_lock.shard_check_id(ticket, 'ticket'),
+            coupon_lock.shard_check_count(coupon_id, 'coupon_id', 1), coupon_lock.shard_check_id(owner_id, 'owner_id');
     -- fences the ticket when no issue used it; waits for one that is using it
     INSERT INTO coupon_lock.shard_issue_ticket (ticket, coupon_id, owner_id, fenced)
     VALUES (ticket, coupon_id, owner_id, true)
@@ -506,7 +576,10 @@ SET search_path = pg_catalog, pg_temp
 AS $$ SELECT c.batch_id FROM coupon_lock.coupon c WHERE c.coupon_id = $1 $$;
 COMMENT ON FUNCTION coupon_lock.shard_coupon_batch(bigint) IS 'the batch of a coupon here; NULL when unknown';
 
-REVOKE ALL ON FUNCTION coupon_lock.partition_of(bigint),
+REVOKE ALL ON FUNCTION coupon_lock.shard_require(),
+                       coupon_lock.shard_check_id(text, text),
+                       coupon_lock.shard_check_count(bigint, text, bigint),
+                       coupon_lock.partition_of(bigint),
                        coupon_lock.shard_setup(integer[], integer),
                        coupon_lock.shard_mint(bigint, integer, text, integer, timestamptz, interval),
                        coupon_lock.shard_batch_open(text, integer, integer, timestamptz, interval, integer, integer[], integer[], text[]),

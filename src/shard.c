@@ -44,10 +44,30 @@ static SpiPlan batch_exists_plan = {
 	1, {INT8OID}, NULL
 };
 
+static SpiPlan is_shard_plan = {
+	"SELECT 1 FROM coupon_lock.shard",
+	0, {InvalidOid}, NULL
+};
+
 static SpiPlan batch_limit_plan = {
 	"SELECT per_user_limit FROM coupon_lock.batch WHERE batch_id = $1",
 	1, {INT8OID}, NULL
 };
+
+/*
+ * These functions change stock and counters outside the single-node rules
+ * (minting outside a transfer would make a batch larger than its quantity):
+ * only a database the router has set up runs them.  SPI connected.
+ */
+static void
+require_shard(void)
+{
+	if (spi_run(&is_shard_plan, NULL, NULL, 1) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("this database is not a shard"),
+				 errhint("Run SELECT coupon_lock.router_init() in the router database.")));
+}
 
 /*
  * shard_mint(batch_id, quantity, name, per_user_limit, valid_until,
@@ -67,6 +87,7 @@ coupon_lock_shard_mint(PG_FUNCTION_ARGS)
 				 errmsg("quantity must be at least 1")));
 
 	SPI_connect();
+	require_shard();
 	if (spi_run(&batch_exists_plan, values, NULL, 1) == 1)
 		cl_batch_add_coupons(batch_id, quantity);
 	else
@@ -109,6 +130,7 @@ coupon_lock_shard_quota_take(PG_FUNCTION_ARGS)
 	int32		limit;
 
 	SPI_connect();
+	require_shard();
 	limit = batch_limit(batch_id);
 	if (!quota_take(batch_id, owner_id, limit))
 		report_limit_reached(batch_id, owner_id, limit);
@@ -124,6 +146,7 @@ coupon_lock_shard_quota_give_back(PG_FUNCTION_ARGS)
 	char	   *owner_id = cl_arg_id(fcinfo, 1, "owner_id");
 
 	SPI_connect();
+	require_shard();
 	quota_give_back(batch_id, owner_id);
 	SPI_finish();
 	PG_RETURN_VOID();

@@ -7,6 +7,7 @@ CL_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CL_PGBIN=$(${PG_CONFIG:-pg_config} --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)
 CL_PACKAGES="make gcc libc6-dev postgresql-15 postgresql-server-dev-15 postgresql-client-15
  libhiredis-dev redis-server redis-tools libipc-run-perl python3"
+CL_PACKAGES="$CL_PACKAGES postgresql-15-plproxy"   # coupon_lock_router and the shards layer
 # What bench/run.sh and bench/profile.sh need on top (redis-py, the chart, callgrind).
 CL_BENCH_PACKAGES="python3-redis gnuplot-nox valgrind"
 

@@ -91,7 +91,8 @@ $$;
 COMMENT ON FUNCTION coupon_lock.router_unavailable(integer, text) IS
     'raises the class 08 error a caller sees when the shard a hash or partition routes to is down or hung';
 
--- Every public function of the router ends in this: a shard's error is
+-- Every public function of the router ends in this (also for 57014, which
+-- WHEN OTHERS does not catch: a shard's statement_timeout): a shard's error is
 -- raised again with its SQLSTATE, message, detail and hint as the shard
 -- worded them (PL/Proxy prefixes the message with the function and database
 -- and the detail and hint with "Remote"), so that a client sees what a single

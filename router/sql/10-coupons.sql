@@ -38,7 +38,7 @@ DECLARE
     hint   text;
 BEGIN
     RETURN coupon_lock.route_coupon_freeze(coupon_id, owner_id, order_id, expected_version, ttl);
-EXCEPTION WHEN OTHERS THEN
+EXCEPTION WHEN OTHERS OR query_canceled THEN
     GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
     PERFORM coupon_lock.router_error(SQLSTATE, SQLERRM, detail, hint, coupon_lock.id_partition(coupon_id));
 END
@@ -58,7 +58,7 @@ DECLARE
     hint   text;
 BEGIN
     RETURN coupon_lock.route_coupon_unfreeze(coupon_id, order_id, expected_version);
-EXCEPTION WHEN OTHERS THEN
+EXCEPTION WHEN OTHERS OR query_canceled THEN
     GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
     PERFORM coupon_lock.router_error(SQLSTATE, SQLERRM, detail, hint, coupon_lock.id_partition(coupon_id));
 END
@@ -78,7 +78,7 @@ DECLARE
     hint   text;
 BEGIN
     RETURN coupon_lock.route_coupon_redeem(coupon_id, order_id, expected_version);
-EXCEPTION WHEN OTHERS THEN
+EXCEPTION WHEN OTHERS OR query_canceled THEN
     GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
     PERFORM coupon_lock.router_error(SQLSTATE, SQLERRM, detail, hint, coupon_lock.id_partition(coupon_id));
 END
@@ -98,7 +98,7 @@ DECLARE
     hint   text;
 BEGIN
     RETURN coupon_lock.route_coupon_revoke(coupon_id, expected_version);
-EXCEPTION WHEN OTHERS THEN
+EXCEPTION WHEN OTHERS OR query_canceled THEN
     GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
     PERFORM coupon_lock.router_error(SQLSTATE, SQLERRM, detail, hint, coupon_lock.id_partition(coupon_id));
 END
@@ -344,13 +344,14 @@ BEGIN
         BEGIN
             PERFORM coupon_lock.router_deliver(home, share.lead, share.transfer_id, batch, share.share, name,
                                                quantity, per_user_limit, valid_until, freeze_ttl);
-        EXCEPTION WHEN internal_error THEN
+        EXCEPTION WHEN OTHERS OR query_canceled THEN
+            -- the batch exists: a share not delivered now stays in flight
             RAISE WARNING 'the share of batch % for partition % stays in flight: %', batch, share.lead, SQLERRM
                 USING HINT = 'SELECT coupon_lock.router_reconcile() delivers it once that shard answers.';
         END;
     END LOOP;
     RETURN batch;
-EXCEPTION WHEN OTHERS THEN
+EXCEPTION WHEN OTHERS OR query_canceled THEN
     GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
     PERFORM coupon_lock.router_error(SQLSTATE, SQLERRM, detail, hint, coalesce(home, 0));
 END
@@ -408,7 +409,7 @@ BEGIN
             RETURN coupon_lock.route_shard_claim_sold_out(batch_id, owner_id, request_id);
         END IF;
     END LOOP;
-EXCEPTION WHEN OTHERS THEN
+EXCEPTION WHEN OTHERS OR query_canceled THEN
     GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
     PERFORM coupon_lock.router_error(SQLSTATE, SQLERRM, detail, hint, coupon_lock.owner_partition(owner_id));
 END
@@ -512,7 +513,7 @@ BEGIN
         END IF;
         RAISE;
     END;
-EXCEPTION WHEN OTHERS THEN
+EXCEPTION WHEN OTHERS OR query_canceled THEN
     GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
     PERFORM coupon_lock.router_error(SQLSTATE, SQLERRM, detail, hint, coupon_lock.id_partition(coupon_id));
 END
@@ -551,7 +552,7 @@ BEGIN
                                   ELSE coupon_lock.route_expire_coupons(lead, max_rows) END;
     END LOOP;
     RETURN done;
-EXCEPTION WHEN OTHERS THEN
+EXCEPTION WHEN OTHERS OR query_canceled THEN
     GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
     PERFORM coupon_lock.router_error(SQLSTATE, SQLERRM, detail, hint, coalesce(lead, 0));
 END

@@ -17,7 +17,7 @@ DECLARE
     hint   text;
 BEGIN
     RETURN coupon_lock.route_lease_acquire(name, holder, ttl);
-EXCEPTION WHEN OTHERS THEN
+EXCEPTION WHEN OTHERS OR query_canceled THEN
     GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
     PERFORM coupon_lock.router_error(SQLSTATE, SQLERRM, detail, hint, coupon_lock.owner_partition(name));
 END
@@ -37,7 +37,7 @@ DECLARE
     hint   text;
 BEGIN
     RETURN coupon_lock.route_lease_renew(name, holder, ttl);
-EXCEPTION WHEN OTHERS THEN
+EXCEPTION WHEN OTHERS OR query_canceled THEN
     GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
     PERFORM coupon_lock.router_error(SQLSTATE, SQLERRM, detail, hint, coupon_lock.owner_partition(name));
 END
@@ -57,7 +57,7 @@ DECLARE
     hint   text;
 BEGIN
     RETURN coupon_lock.route_lease_release(name, holder);
-EXCEPTION WHEN OTHERS THEN
+EXCEPTION WHEN OTHERS OR query_canceled THEN
     GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
     PERFORM coupon_lock.router_error(SQLSTATE, SQLERRM, detail, hint, coupon_lock.owner_partition(name));
 END
@@ -77,7 +77,7 @@ DECLARE
     hint   text;
 BEGIN
     RETURN coupon_lock.route_lease_check(name, fence);
-EXCEPTION WHEN OTHERS THEN
+EXCEPTION WHEN OTHERS OR query_canceled THEN
     GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
     PERFORM coupon_lock.router_error(SQLSTATE, SQLERRM, detail, hint, coupon_lock.owner_partition(name));
 END

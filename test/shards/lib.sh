@@ -53,7 +53,7 @@ sh_start_cluster() { cl_pg_start "${SH_NAME}_$(echo "$1" | tr AB ab)" "$(sh_port
 # within statement_timeout (on the shard) or PL/Proxy's query_timeout.
 sh_connstr() {
     local db=${1%%:*} c=${1##*:}
-    echo "host=127.0.0.1 port=$(sh_port "$c") dbname=$db connect_timeout=2 keepalives_idle=5 keepalives_interval=2 keepalives_count=2 options=''-c statement_timeout=20s''"
+    echo "host=127.0.0.1 port=$(sh_port "$c") dbname=$db connect_timeout=2 keepalives_idle=5 keepalives_interval=2 keepalives_count=2 options=''-c statement_timeout=${SH_STATEMENT_TIMEOUT:-20s}''"
 }
 
 # Fresh databases, set up exactly as shared/API.md shows.
