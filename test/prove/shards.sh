@@ -13,13 +13,16 @@
 #   outage     cluster B stopped under claims, then started: errors of class
 #              08 in bounded time, never a NULL while stock is out of reach,
 #              the shard used again without a restart
+#   hung       a shard backend stopped (SIGSTOP): other calls go on; it is used again
 #   kill       a router backend terminated in the middle of a stock move:
 #              the stock is in flight, router_reconcile() brings it back
 set -u
 . "$(dirname "$0")/common.sh"
 . "$CL_ROOT/test/shards/lib.sh"
 SH_SQL=$CL_ROOT/test/shards
-trap 'sh_stop' EXIT
+rm -f "$PV_TMP/shards_hung.pid"
+# a backend the hung check stopped must run again, or its cluster cannot stop
+trap 'kill -CONT $(cat "$PV_TMP/shards_hung.pid" 2>/dev/null) 2>/dev/null; sh_stop' EXIT
 
 sh_start || { pv_fail "clusters did not start"; pv_done shards; exit 1; }
 sh_fresh || { pv_fail "router and shards could not be set up as shared/API.md shows"; pv_done shards; exit 1; }
@@ -163,6 +166,39 @@ sh_router -c "SELECT * FROM coupon_lock.router_reconcile()" >/dev/null
 # drain what is left: then exactly the quantity is issued
 sh_router -c "SELECT count(coupon_lock.coupon_claim($b, name)) FROM public.out_owner, generate_series(1, 2)" >/dev/null
 sh_invariants "$b" "$Q"
+
+echo "== a hung shard"
+# A shard backend that stops answering (SIGSTOP): calls for other shards go on
+# meanwhile, and when it runs again the waiting call completes and the shard
+# is used again.  No timeout ends such a wait in PL/Proxy 2.10
+# (docs/scaling.md), so the check resumes the backend itself.
+b=$(sh_router -c "SELECT coupon_lock.create_batch('hung', 40, 1000)")
+owner=$(sh_router -c "SELECT name FROM public.out_owner WHERE lead = 2 LIMIT 1")
+other=$(sh_router -c "SELECT name FROM public.out_owner WHERE lead = 0 LIMIT 1")
+cat >"$PV_TMP/shards_hung.sql" <<SQL
+SELECT coupon_lock.coupon_claim($b, '$owner') IS NOT NULL AS first_claim;
+\\! "$CL_PGBIN/psql" -X -At -h 127.0.0.1 -p $SH_PORT_B -U postgres -d postgres -c "SELECT pid FROM pg_stat_activity WHERE datname = 'cl_shard3' AND backend_type = 'client backend'" > "$PV_TMP/shards_hung.pid"
+\\! kill -STOP \$(cat "$PV_TMP/shards_hung.pid")
+SELECT 'hung: ' || (coupon_lock.coupon_claim($b, '$owner') IS NOT NULL) AS hung_claim;
+SELECT 'back: ' || (coupon_lock.coupon_claim($b, '$owner') IS NOT NULL);
+SQL
+sh_router -v ON_ERROR_STOP=0 -v VERBOSITY=verbose -f "$PV_TMP/shards_hung.sql" >"$PV_TMP/shards_hung.out" 2>&1 &
+hung_psql=$!
+victim=""
+for _ in $(seq 100); do
+    victim=$(sh_router -c "SELECT pid FROM pg_stat_activity WHERE datname = 'cl_router' AND state = 'active'
+                             AND query LIKE '%hung_claim%' AND pid <> pg_backend_pid()")
+    [ -n "$victim" ] && break
+    sleep 0.1
+done
+sleep 1
+pv_check "a hung shard: while its call waits, calls for other shards go on" \
+    test -n "$victim" -a -n "$(sh_router -c "SELECT coupon_lock.coupon_claim($b, '$other')")"
+kill -CONT $(cat "$PV_TMP/shards_hung.pid")
+wait "$hung_psql"
+pv_check "a hung shard running again: the waiting call completes" grep -q "^hung: true" "$PV_TMP/shards_hung.out" ||
+    cat "$PV_TMP/shards_hung.out"
+pv_check "a hung shard running again: the same session uses it again" grep -q "^back: true" "$PV_TMP/shards_hung.out"
 
 echo "== a router backend killed in the middle of a stock move"
 Q=8
