@@ -93,3 +93,12 @@ dist:
 	git archive --format=zip --prefix=$(EXTENSION)-$(DISTVERSION)/ \
 		--output=$(DISTDIR)/$(EXTENSION)-$(DISTVERSION).zip HEAD
 .PHONY: dist
+
+# The router extension (router/: its own control file and scripts) is built,
+# installed and cleaned with this one, so "make install" installs both.
+all: router-all
+install: router-install
+clean: router-clean
+router-all router-install router-clean: router-%:
+	$(MAKE) -C router PG_CONFIG=$(PG_CONFIG) $*
+.PHONY: router-all router-install router-clean

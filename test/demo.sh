@@ -3,6 +3,8 @@
 # installs what is missing, builds, installs, starts a throwaway PostgreSQL 15
 # and Redis under tmp/demo (left running), creates the extension, runs a demo.
 set -eu
+# test/demo.sh shards: the router and four shards instead (test/shards/demo.sh)
+[ "${1:-}" = shards ] && exec bash "$(dirname "$0")/shards/demo.sh"
 . "$(dirname "$0")/lib.sh"
 cd "$CL_ROOT"
 
