@@ -54,14 +54,15 @@ GRANT EXECUTE ON FUNCTION coupon_lock.coupon_issue, coupon_lock.coupon_claim,
                           coupon_lock.redis_lock, coupon_lock.redis_unlock,
                           coupon_lock.redis_extend, coupon_lock.redis_xact_lock,
                           coupon_lock.hybrid_xact_lock, coupon_lock.guard_key,
-                          coupon_lock.library_version
+                          coupon_lock.partition_of, coupon_lock.library_version
     TO coupon_lock_application;
 
 GRANT SELECT ON coupon_lock.lock_stats, coupon_lock.advisory_locks, coupon_lock.sweeper_stats
     TO coupon_lock_monitor;
 GRANT EXECUTE ON FUNCTION coupon_lock.lock_stats, coupon_lock.advisory_lock_id,
                           coupon_lock.advisory_lock_key, coupon_lock.guard_key,
-                          coupon_lock.sweeper_stats, coupon_lock.library_version
+                          coupon_lock.sweeper_stats, coupon_lock.partition_of,
+                          coupon_lock.library_version
     TO coupon_lock_monitor;
 
 GRANT EXECUTE ON FUNCTION coupon_lock.create_batch, coupon_lock.coupon_revoke,

@@ -112,10 +112,10 @@ INSERT INTO prove_sec.split VALUES
     ('redis_lock', true, false), ('redis_unlock', true, false), ('redis_extend', true, false),
     ('redis_xact_lock', true, false), ('hybrid_xact_lock', true, false),
     ('library_version', true, true), ('coupon_row_is_valid', false, false),
-    ('guard_key', true, true), ('sweeper_stats', false, true),
+    ('guard_key', true, true), ('sweeper_stats', false, true), ('partition_of', true, true),
     -- the shard side of coupon_lock_router: called by the router's superuser
-    -- connections only, granted to no role
-    ('partition_of', false, false), ('shard_batch_open', false, false), ('shard_check_count', false, false), ('shard_check_id', false, false), ('shard_claim', false, false), ('shard_claim_sold_out', false, false), ('shard_coupon_batch', false, false), ('shard_in_flight', false, false), ('shard_issue', false, false), ('shard_issue_probe', false, false), ('shard_issue_settle', false, false), ('shard_mint', false, false), ('shard_quota_give_back', false, false), ('shard_quota_hold', false, false), ('shard_quota_holds', false, false), ('shard_quota_release', false, false), ('shard_quota_take', false, false), ('shard_require', false, false), ('shard_setup', false, false), ('shard_stock', false, false), ('shard_stock_give', false, false), ('shard_stock_receive', false, false), ('shard_transfer_delivered', false, false);
+    -- connections only, granted to no role (not even coupon_lock_admin)
+    ('shard_batch_open', false, false), ('shard_check_count', false, false), ('shard_check_id', false, false), ('shard_claim', false, false), ('shard_claim_sold_out', false, false), ('shard_coupon_batch', false, false), ('shard_in_flight', false, false), ('shard_issue', false, false), ('shard_issue_probe', false, false), ('shard_issue_settle', false, false), ('shard_mint', false, false), ('shard_quota_give_back', false, false), ('shard_quota_hold', false, false), ('shard_quota_holds', false, false), ('shard_quota_release', false, false), ('shard_quota_take', false, false), ('shard_require', false, false), ('shard_setup', false, false), ('shard_stock', false, false), ('shard_stock_give', false, false), ('shard_stock_receive', false, false), ('shard_transfer_delivered', false, false);
 GRANT SELECT ON prove_sec.split TO PUBLIC;
 CREATE TABLE prove_sec.answers (a bigint[]);
 GRANT SELECT, INSERT ON prove_sec.answers TO PUBLIC;
@@ -157,7 +157,7 @@ LANGUAGE sql AS $$
       JOIN prove_sec.split s ON s.fn = split_part(split_part(c.fn, '(', 1), '.', 2)
      CROSS JOIN LATERAL (SELECT CASE who WHEN 'coupon_lock_application' THEN s.app
                                          WHEN 'coupon_lock_monitor' THEN s.monitor
-                                         ELSE s.fn <> 'coupon_row_is_valid' END AS allowed) a
+                                         ELSE NOT (s.fn = 'coupon_row_is_valid' OR s.fn LIKE 'shard\_%') END AS allowed) a
 $$;
 GRANT EXECUTE ON FUNCTION prove_sec.split_check(text) TO PUBLIC;
 

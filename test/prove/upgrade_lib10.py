@@ -56,7 +56,11 @@ BY_NAME = {
     "wait": ["'0'", "'10 milliseconds'"],
     "holder": ["'worker-1'", "'worker-2'", "'worker-1'"],
     "fence": ["1", "2", "(SELECT fence FROM coupon_lock.lease WHERE name = 'lib-a')"],
-    "key": ["'k1'", "'k2'", "'coupon:1'"],
+    # 'coupon:x' is under the guard keys' prefix (the privilege rules of
+    # guard keys apply) but names no coupon: a guard key 'coupon:<n>' has the
+    # 1.0 Redis layout in a 1.0 database and 1.1's (with the database) in a
+    # fresh one, so Redis locks on it would collide differently by design.
+    "key": ["'k1'", "'k2'", "'coupon:x'"],
     "token": [LAST_TOKEN, LAST_TOKEN, "'no-token'"],
     "lock_id": ["coupon_lock.advisory_lock_id('k1')", "coupon_lock.advisory_lock_id('k2')", "42"],
     "max_rows": ["1", "100", "0"],

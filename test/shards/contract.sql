@@ -86,7 +86,7 @@ SELECT 'coupon_freeze: issued -> frozen, version 3', coupon_lock.coupon_freeze(:
 SELECT 'coupon_freeze: retry by the same order is idempotent', coupon_lock.coupon_freeze(:free, 'cy', 'o-1') = 3;
 SELECT 'coupon_freeze: frozen_until set, order_id set',
        (SELECT state = 'frozen' AND order_id = 'o-1' AND frozen_until > now() FROM coupon_lock.coupon WHERE coupon_id = :free);
-SELECT 'coupon_freeze: another order is 55000', sqlstate_of(format('SELECT coupon_lock.coupon_freeze(%s, ''cy'', ''o-2'')', :free)) = '55000';
+SELECT 'coupon_freeze: another order is CL004', sqlstate_of(format('SELECT coupon_lock.coupon_freeze(%s, ''cy'', ''o-2'')', :free)) = 'CL004';
 SELECT 'coupon_freeze: negative ttl is 22023', sqlstate_of(format('SELECT coupon_lock.coupon_freeze(%s, ''cy'', ''o-1'', NULL, ''-1 s'')', :free)) = '22023';
 SELECT 'coupon_unfreeze: another order is CL004', sqlstate_of(format('SELECT coupon_lock.coupon_unfreeze(%s, ''o-2'')', :free)) = 'CL004';
 SELECT 'coupon_unfreeze: frozen -> issued, version 4', coupon_lock.coupon_unfreeze(:free, 'o-1') = 4;
