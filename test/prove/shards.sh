@@ -16,6 +16,8 @@
 #   hung       a shard backend stopped (SIGSTOP): other calls go on; it is used again
 #   kill       a router backend terminated in the middle of a stock move:
 #              the stock is in flight, router_reconcile() brings it back
+#   apps       examples/python and examples/node, unchanged, through the
+#              router (test/prove/shards_apps.sh)
 set -u
 . "$(dirname "$0")/common.sh"
 . "$CL_ROOT/test/shards/lib.sh"
@@ -232,5 +234,7 @@ SELECT 'router_reconcile delivers the stranded stock', transfers_delivered >= 1 
 SQL
 sh_router -c "SELECT count(coupon_lock.coupon_claim($b, name)) FROM public.out_owner" >/dev/null
 sh_invariants "$b" "$Q"
+
+. "$PV_DIR/shards_apps.sh"
 
 pv_done shards
