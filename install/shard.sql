@@ -106,6 +106,11 @@ RETURNS void LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    IF pg_catalog.pg_is_in_recovery() THEN     -- as src/standby.c words it
+        RAISE EXCEPTION 'cannot change coupon_lock data on a hot standby' USING ERRCODE = '25006',
+            DETAIL = 'The server is in recovery.',
+            HINT = 'Connect to the primary, for example with target_session_attrs=read-write in the connection string.';
+    END IF;
     IF NOT EXISTS (SELECT FROM coupon_lock.shard) THEN
         RAISE EXCEPTION 'this database is not a shard' USING ERRCODE = '55000',
             HINT = 'Run SELECT coupon_lock.router_init() in the router database.';
@@ -113,7 +118,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION coupon_lock.shard_require() IS
-    'raises 55000 unless router_init() has made this database a shard';
+    'raises 25006 on a hot standby and 55000 unless router_init() has made this database a shard';
 
 -- an identifier (transfer id, ticket, request id): not NULL (22004), not empty, at most 512 bytes (22023)
 CREATE FUNCTION coupon_lock.shard_check_id(value text, argname text)
@@ -168,6 +173,11 @@ DECLARE
     base  bigint;
     known coupon_lock.shard;
 BEGIN
+    IF pg_catalog.pg_is_in_recovery() THEN     -- as src/standby.c words it
+        RAISE EXCEPTION 'cannot change coupon_lock data on a hot standby' USING ERRCODE = '25006',
+            DETAIL = 'The server is in recovery.',
+            HINT = 'Connect to the primary, for example with target_session_attrs=read-write in the connection string.';
+    END IF;
     IF partitions IS NULL OR partition_count IS NULL OR cardinality(partitions) = 0 THEN
         RAISE EXCEPTION 'partitions and partition_count must not be null or empty' USING ERRCODE = '22004';
     END IF;
@@ -357,6 +367,7 @@ CREATE FUNCTION coupon_lock.shard_transfer_delivered(transfer_id text)
 RETURNS boolean LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+    SELECT coupon_lock.shard_require();
     UPDATE coupon_lock.shard_transfer t SET delivered = true
      WHERE t.transfer_id = $1 AND t.direction = 'give'
     RETURNING true
@@ -421,6 +432,7 @@ RETURNS bigint LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    PERFORM coupon_lock.shard_require();
     IF request_id IS NULL THEN
         RETURN NULL;
     END IF;

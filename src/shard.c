@@ -26,6 +26,7 @@
  */
 #include "postgres.h"
 
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
@@ -63,6 +64,9 @@ static SpiPlan batch_limit_plan = {
 static void
 require_shard(void)
 {
+	/* on a hot standby: 25006 with the hint, like every writing function */
+	if (RecoveryInProgress())
+		cl_standby_write_error(NULL);
 	if (spi_run(&is_shard_plan, NULL, NULL, 1) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
