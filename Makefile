@@ -99,6 +99,9 @@ dist:
 all: router-all
 install: router-install
 clean: router-clean
+# In a VPATH build (pg_buildext) router/ is made in the build folder, with
+# router/Makefile and its sources found through a VPATH of its own.
+router_vpath = $(if $(VPATH),-f $(abspath $(VPATH))/router/Makefile VPATH=$(abspath $(VPATH))/router)
 router-all router-install router-clean: router-%:
-	$(MAKE) -C router PG_CONFIG=$(PG_CONFIG) $*
+	$(if $(VPATH),mkdir -p router &&) $(MAKE) -C router $(router_vpath) PG_CONFIG=$(PG_CONFIG) $*
 .PHONY: router-all router-install router-clean
