@@ -28,7 +28,7 @@ terminated_holder_part() {
     [ $red = 1 ] || pv_skip "terminated holder, Redis xact locks: coupon_lock.redis_xact_lock does not exist yet"
     [ $adv = 1 ] || [ $red = 1 ] || return 0
     local opts
-    opts=$(redis_opts "${CL_REDIS_PORT:-6379}")
+    opts=$(redis_opts "${CL_REDIS_PORT:-6489}")
     local sql=()
     [ $adv = 1 ] && sql+=(-c "SELECT coupon_lock.advisory_lock('prove-session-key')")
     sql+=(-c "BEGIN")
@@ -55,7 +55,7 @@ terminated_holder_part() {
     [ $adv = 1 ] && pv_check "the holder holds its advisory locks before it is terminated" \
         test "$(pv_psql -c "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = $pid")" -ge 2
     [ $red = 1 ] && pv_check "the holder's Redis key exists before it is terminated" \
-        test "$(redis-cli -p "${CL_REDIS_PORT:-6379}" EXISTS "$rkey")" = 1
+        test "$(redis-cli -p "${CL_REDIS_PORT:-6489}" EXISTS "$rkey")" = 1
 
     pv_psql -c "SELECT pg_terminate_backend($pid, 10000)" >/dev/null
     wait "$holder_pid"
@@ -71,14 +71,14 @@ terminated_holder_part() {
         # When does the Redis key go?  At the backend's exit (its transaction
         # aborts and the release runs) - or only when its TTL runs out.
         local left
-        left=$(redis-cli -p "${CL_REDIS_PORT:-6379}" PTTL "$rkey")
+        left=$(redis-cli -p "${CL_REDIS_PORT:-6489}" PTTL "$rkey")
         if [ "$left" = -2 ]; then
             pv_ok "the Redis xact lock went when the backend exited (before its 60 s TTL)"
         else
             pv_fail "the Redis xact lock outlived its terminated backend (expires by TTL in $left ms)"
         fi
         [ $hyb = 1 ] && pv_check "the hybrid lock's Redis key went with the backend too" \
-            test "$(redis-cli -p "${CL_REDIS_PORT:-6379}" EXISTS "$hkey")" = 0
+            test "$(redis-cli -p "${CL_REDIS_PORT:-6489}" EXISTS "$hkey")" = 0
         pv_check "another session takes the Redis key at once" \
             test "$(PGOPTIONS=$opts pv_psql -c "BEGIN" \
                       -c "SELECT coupon_lock.redis_xact_lock('prove-redis-key', '5 s', '0') IS NOT NULL" -c "COMMIT")" = t

@@ -55,14 +55,14 @@ pv_psql -c "SELECT p.oid::regprocedure, p.proname, p.pronargs, p.pronargdefaults
 nfun=$(wc -l <"$PV_TMP/fuzz_functions.txt")
 echo "fuzzing $nfun functions, $CALLS calls each, seed $SEED"
 reset=()
-pv_has_function redis_lock && reset=("\\! redis-cli -p ${CL_REDIS_PORT:-6379} FLUSHDB >/dev/null")
+pv_has_function redis_lock && reset=("\\! redis-cli -p ${CL_REDIS_PORT:-6489} FLUSHDB >/dev/null")
 python3 "$PV_DIR/fuzz.py" "$CALLS" "$SEED" "${reset[@]}" <"$PV_TMP/fuzz_functions.txt" >"$PV_TMP/fuzz_calls.sql"
 
 # Bound each call; keep batches small (the quantity pool holds 2^31-1); point
 # the Redis functions, where they exist, at the test Redis.
 opts="-c statement_timeout=${CL_FUZZ_TIMEOUT_MS:-500} -c coupon_lock.max_batch_quantity=2000"
 pv_has_setting redis_port &&
-    opts="$opts -c coupon_lock.redis_host=127.0.0.1 -c coupon_lock.redis_port=${CL_REDIS_PORT:-6379}"
+    opts="$opts -c coupon_lock.redis_host=127.0.0.1 -c coupon_lock.redis_port=${CL_REDIS_PORT:-6489}"
 started=$(pv_psql -c "SELECT pg_postmaster_start_time()")
 mark=$(pv_log_mark)
 PGOPTIONS=$opts "$CL_PGBIN/psql" -X -q -d "$PV_DB" -o /dev/null -f "$PV_TMP/fuzz_calls.sql" \

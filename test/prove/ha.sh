@@ -67,7 +67,7 @@ stream_setup() {
         -c "ALTER SYSTEM SET coupon_lock.sweep_databases = '$DB, ha_other'" \
         -c "ALTER SYSTEM SET coupon_lock.sweep_interval = '200ms'" \
         -c "ALTER SYSTEM SET coupon_lock.redis_host = '127.0.0.1'" \
-        -c "ALTER SYSTEM SET coupon_lock.redis_port = ${CL_REDIS_PORT:-6379}" \
+        -c "ALTER SYSTEM SET coupon_lock.redis_port = ${CL_REDIS_PORT:-6489}" \
         -c "ALTER SYSTEM SET wal_writer_delay = '10s'" \
         -c "CREATE DATABASE $DB" >/dev/null || return 1
     pg_ctl_as -D "$HA/sp/pg" -l "$HA/sp/postgresql.log" -w -t 60 restart >/dev/null || return 1

@@ -96,7 +96,7 @@ shared_preload_libraries = 'pg_stat_statements,coupon_lock'
 coupon_lock.sweep_databases = '$DB'
 coupon_lock.sweep_interval = '200ms'
 coupon_lock.redis_host = '127.0.0.1'
-coupon_lock.redis_port = ${CL_REDIS_PORT:-6379}
+coupon_lock.redis_port = ${CL_REDIS_PORT:-6489}
 CONF
     af_run node1
     wait_for 60 af_state_is node1 single || { af_states; return 1; }

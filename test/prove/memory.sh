@@ -99,7 +99,7 @@ b2first=$(pv_psql -c "SELECT first_coupon_id FROM coupon_lock.batch WHERE name =
 
 opts=""
 pv_has_setting redis_host &&
-    opts="-c coupon_lock.redis_host=127.0.0.1 -c coupon_lock.redis_port=${CL_REDIS_PORT:-6379}"
+    opts="-c coupon_lock.redis_host=127.0.0.1 -c coupon_lock.redis_port=${CL_REDIS_PORT:-6489}"
 PGOPTIONS=$opts "$CL_PGBIN/pgbench" -n -d "$PV_DB" -c 1 -t "$txns" -D n=0 -D b=1 -D b2first="$b2first" \
     -f "$script" >"$PV_TMP/memory_pgbench.log" 2>&1
 rc=$?

@@ -14,7 +14,7 @@ else
     mark=$(pv_log_mark)
     seen=$("$CL_PGBIN/psql" -X -q -At -d "$PV_DB" 2>&1 <<SQL
 SET coupon_lock.redis_host = '127.0.0.1';
-SET coupon_lock.redis_port = ${CL_REDIS_PORT:-6379};
+SET coupon_lock.redis_port = ${CL_REDIS_PORT:-6489};
 SET ROLE prove_app;
 SELECT prove_sec.state_of('SHOW coupon_lock.redis_password');
 SELECT prove_sec.state_of('SELECT current_setting(''coupon_lock.redis_password'')');

@@ -28,7 +28,7 @@ set -u
 . "$(dirname "$0")/common.sh"
 UP=$PV_TMP/upgrade
 rm -rf "$UP"; mkdir -p "$UP"
-REDIS_PORT=${CL_REDIS_PORT:-6379}
+REDIS_PORT=${CL_REDIS_PORT:-6489}
 UPGRADE_VERSION=$(sed -n "s/^default_version = '\(.*\)'/\1/p" "$CL_ROOT/coupon_lock.control")
 
 up_since() { awk "BEGIN { printf \"%.2f\", ($(date +%s%N) - $1) / 1e9 }"; }

@@ -38,7 +38,7 @@ done
     { pv_fail "postgres under valgrind did not start"; tail "$VG/postgres.log"; pv_done valgrind; exit 1; }
 
 # Point the Redis settings at the test Redis, as test/test.sh does.
-cl_configure_redis "$PORT" "${CL_REDIS_PORT:-6379}"
+cl_configure_redis "$PORT" "${CL_REDIS_PORT:-6489}"
 
 # The regression suite, then a short fuzz pass (hostile input under memcheck).
 tests=$(ls "$CL_ROOT"/sql/*.sql | xargs -n1 basename | sed 's/\.sql$//' | sort)
