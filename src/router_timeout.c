@@ -26,6 +26,10 @@
  * call runs: the router backend waits on no heavyweight lock inside
  * PL/Proxy's loop (a lock wait with lock_timeout set would restart it).
  *
+ * A timer that fires in the instant between the call's last interrupt
+ * check and its end leaves a query cancel pending, which the next check
+ * raises as 57014: the caller sees its call cancelled, never a wrong answer.
+ *
  * The hook is only installed where coupon_lock's library is loaded before
  * the first call, i.e. with coupon_lock in shared_preload_libraries (or
  * session_preload_libraries) of the router's server; whether a function
