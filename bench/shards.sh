@@ -18,6 +18,7 @@ CL_SHARDS_PGPORT_A=${CL_BENCH_PGPORT:-55074}
 CL_SHARDS_PGPORT_B=${CL_BENCH_SHARDS_PGPORT_B:-55077}
 SH_NAME=bench_shards
 SH_STATEMENT_TIMEOUT=10min   # minting a large batch's shares takes longer than the layer's 20s
+SH_QUERY_TIMEOUT=600         # and reading its coupons through the view longer than the layer's query_timeout 10s
 . "$CL_ROOT/test/shards/lib.sh"
 CLIENTS=${CL_BENCH_CLIENTS:-8}
 SECS=${CL_BENCH_SECONDS:-15}

@@ -56,6 +56,24 @@ COMMENT ON COLUMN coupon_lock.shard_transfer.delivered IS
     'give: the receiving shard has confirmed it; false while the stock is in flight (always true for a receive)';
 COMMENT ON INDEX coupon_lock.shard_transfer_in_flight_idx IS 'gives in flight, for router_reconcile()';
 
+-- Coupons a receive added to a batch this database already held get ids of
+-- the allocator's next range, past the batch's own first_coupon_id ..
+-- first_coupon_id + quantity - 1 (src/shard.c, shard_mint): expire_coupons
+-- (src/sweep.c) walks these ranges too, each once, with a cursor of its own.
+CREATE TABLE coupon_lock.shard_coupon_range (
+    first_coupon_id bigint  NOT NULL PRIMARY KEY,
+    batch_id        bigint  NOT NULL,
+    quantity        integer NOT NULL CHECK (quantity > 0),
+    expire_from     bigint
+);
+CREATE INDEX shard_coupon_range_expiring_idx ON coupon_lock.shard_coupon_range (first_coupon_id)
+    WHERE COALESCE(expire_from, first_coupon_id) < first_coupon_id + quantity;
+COMMENT ON TABLE coupon_lock.shard_coupon_range IS
+    'ids first_coupon_id .. first_coupon_id + quantity - 1: coupons of batch_id that stock moves minted here outside the batch''s own id range';
+COMMENT ON COLUMN coupon_lock.shard_coupon_range.expire_from IS
+    'expire_coupons has passed every coupon of the range below this id (NULL: first_coupon_id), as batch.expire_from';
+COMMENT ON INDEX coupon_lock.shard_coupon_range_expiring_idx IS 'expire_coupons: ranges it has not walked to the end';
+
 CREATE TABLE coupon_lock.shard_claim_request (
     batch_id   bigint      NOT NULL,
     owner_id   text        NOT NULL,
@@ -91,10 +109,11 @@ COMMENT ON TABLE coupon_lock.shard_issue_ticket IS
 SELECT pg_catalog.pg_extension_config_dump('coupon_lock.shard', '');
 SELECT pg_catalog.pg_extension_config_dump('coupon_lock.shard_batch', '');
 SELECT pg_catalog.pg_extension_config_dump('coupon_lock.shard_transfer', '');
+SELECT pg_catalog.pg_extension_config_dump('coupon_lock.shard_coupon_range', '');
 SELECT pg_catalog.pg_extension_config_dump('coupon_lock.shard_claim_request', '');
 SELECT pg_catalog.pg_extension_config_dump('coupon_lock.shard_quota_hold', '');
 SELECT pg_catalog.pg_extension_config_dump('coupon_lock.shard_issue_ticket', '');
-REVOKE ALL ON coupon_lock.shard, coupon_lock.shard_batch, coupon_lock.shard_transfer,
+REVOKE ALL ON coupon_lock.shard, coupon_lock.shard_batch, coupon_lock.shard_transfer, coupon_lock.shard_coupon_range,
               coupon_lock.shard_claim_request, coupon_lock.shard_quota_hold,
               coupon_lock.shard_issue_ticket
     FROM PUBLIC;

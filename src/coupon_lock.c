@@ -27,4 +27,5 @@ _PG_init(void)
 	RedisLockInit();
 	cl_lease_init();
 	cl_sweeper_init();
+	cl_router_timeout_init();
 }

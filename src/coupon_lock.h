@@ -77,5 +77,6 @@ extern void StatsInit(void);
 extern void RedisLockInit(void);
 extern void cl_lease_init(void);
 extern void cl_sweeper_init(void);
+extern void cl_router_timeout_init(void);
 
 #endif							/* COUPON_LOCK_H */

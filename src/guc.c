@@ -145,6 +145,8 @@ int			cl_lease_wait = 1000;
 char	   *cl_sweep_databases = NULL;
 int			cl_sweep_interval = 1000;
 int			cl_sweep_max_rows = 1000;
+int			cl_reconcile_interval = 5000;
+int			cl_router_call_timeout = 0;
 
 static void
 define_ha_settings(void)
@@ -172,6 +174,19 @@ define_ha_settings(void)
 							"A round repeats calls until a call finds fewer rows; each call is its own transaction.",
 							&cl_sweep_max_rows, 1000, 1, INT_MAX,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	/* shards (issue 13): the sweeper's round in a coupon_lock_router database */
+	DefineCustomIntVariable("coupon_lock.reconcile_interval",
+							"Sets the pause of the sweeper between router_reconcile() calls in a router database.",
+							"Stock stranded by a failure in the middle of a move is back within this "
+							"interval once its shards answer.",
+							&cl_reconcile_interval, 5000, 10, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("coupon_lock.router_call_timeout",
+							"Sets the longest wait of a router database for one shard's answer.",
+							"A call that takes longer fails with SQLSTATE 08006, also when the shard's "
+							"server has stopped; 0 turns it off.  Needs coupon_lock preloaded.",
+							&cl_router_call_timeout, 0, 0, INT_MAX,
+							PGC_USERSET, GUC_UNIT_MS, NULL, NULL, NULL);
 }
 
 void

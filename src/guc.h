@@ -30,6 +30,8 @@ extern int	cl_lease_wait;		/* ms */
 extern char *cl_sweep_databases;
 extern int	cl_sweep_interval;	/* ms */
 extern int	cl_sweep_max_rows;
+extern int	cl_reconcile_interval;	/* ms */
+extern int	cl_router_call_timeout;	/* ms, 0: off */
 /* Redis beyond one server (redis_sentinel.c, redis_lock.c) */
 extern char *cl_redis_sentinels;
 extern char *cl_redis_sentinel_master;

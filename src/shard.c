@@ -12,7 +12,10 @@
  *	shard_mint: stock moving in.  The coupons a transfer brings are new
  *	   rows with ids of this database's own range (the partition in the high
  *	   bits), added to the batch, or creating the batch under the id it has
- *	   on the other shards when this database has not held it yet.
+ *	   on the other shards when this database has not held it yet.  Coupons
+ *	   added to a batch already here lie outside its own id range: their
+ *	   range is recorded in shard_coupon_range, which expire_coupons walks
+ *	   too (sweep.c).
  *	shard_quota_take / shard_quota_give_back: the per-user counter of an
  *	   owner whose home partition is here, taken for a coupon issued on
  *	   another shard (the same counter and the same error as a local claim).
@@ -49,6 +52,12 @@ static SpiPlan batch_exists_plan = {
 static SpiPlan is_shard_plan = {
 	"SELECT 1 FROM coupon_lock.shard",
 	0, {InvalidOid}, NULL
+};
+
+static SpiPlan coupon_range_plan = {
+	"INSERT INTO coupon_lock.shard_coupon_range (first_coupon_id, batch_id, quantity)"
+	" VALUES ($1, $2, $3)",
+	3, {INT8OID, INT8OID, INT4OID}, NULL
 };
 
 static SpiPlan batch_limit_plan = {
@@ -94,7 +103,14 @@ coupon_lock_shard_mint(PG_FUNCTION_ARGS)
 	SPI_connect();
 	require_shard();
 	if (spi_run(&batch_exists_plan, values, NULL, 1) == 1)
-		cl_batch_add_coupons(batch_id, quantity);
+	{
+		Datum		range[3];
+
+		range[0] = Int64GetDatum(cl_batch_add_coupons(batch_id, quantity));
+		range[1] = Int64GetDatum(batch_id);
+		range[2] = Int32GetDatum(quantity);
+		spi_run(&coupon_range_plan, range, NULL, 0);
+	}
 	else
 	{
 		char	   *name = cl_arg_id(fcinfo, 2, "name");

@@ -32,7 +32,10 @@
  *	  could not lock, one whose guard was held, a frozen one.  Once a batch
  *	  has ended, nothing returns a coupon to available or issued, so the
  *	  cursor never has to go back.  The batch row is locked with SKIP LOCKED
- *	  too: one session walks a batch at a time, others take the next.
+ *	  too: one session walks a batch at a time, others take the next.  On a
+ *	  shard (install/shard.sql) stock moves add coupons to a batch outside
+ *	  its own range; each such range is a shard_coupon_range row with a
+ *	  cursor of its own, walked the same way after the batches.
  *
  * The guard (guard.c).  With coupon_lock.redis_guard on, a sweep passes
  * over a coupon whose guard is held elsewhere: the chunk's candidates are
@@ -119,15 +122,41 @@ static SpiPlan release_chunk_plan = {
 
 /* ---- expire_coupons (1.1) ---- */
 
+/*
+ * The id ranges expire_coupons walks come from two sources: each batch's
+ * own range, and (on a shard) the ranges stock moves brought in.  A
+ * source's `next` statement returns its next range of an ended batch from
+ * key $1 on that is not walked to its end, as (key, batch_id, cursor, end);
+ * its `cursor` statement moves the cursor of range $4 of batch $1 (below).
+ */
+typedef struct ExpireSource
+{
+	SpiPlan    *next;
+	SpiPlan    *cursor;
+} ExpireSource;
+
 /* The next ended batch from batch_id $1 on that is not walked to its end. */
 static SpiPlan expiring_batch_plan = {
-	"SELECT batch_id, COALESCE(expire_from, first_coupon_id), first_coupon_id + quantity"
+	"SELECT batch_id, batch_id, COALESCE(expire_from, first_coupon_id), first_coupon_id + quantity"
 	"  FROM coupon_lock.batch"
 	" WHERE batch_id >= $1 AND valid_until < pg_catalog.now()"
 	"   AND valid_until IS NOT NULL"
 	"   AND COALESCE(expire_from, first_coupon_id) < first_coupon_id + quantity"
 	" ORDER BY batch_id LIMIT 1"
 	"   FOR NO KEY UPDATE SKIP LOCKED",
+	1, {INT8OID}, NULL
+};
+
+/* The same for the ranges of coupons received by stock moves, by first id. */
+static SpiPlan expiring_range_plan = {
+	"SELECT r.first_coupon_id, r.batch_id, COALESCE(r.expire_from, r.first_coupon_id),"
+	"       r.first_coupon_id + r.quantity"
+	"  FROM coupon_lock.shard_coupon_range r"
+	"  JOIN coupon_lock.batch b ON b.batch_id = r.batch_id"
+	" WHERE r.first_coupon_id >= $1 AND b.valid_until < pg_catalog.now()"
+	"   AND COALESCE(r.expire_from, r.first_coupon_id) < r.first_coupon_id + r.quantity"
+	" ORDER BY r.first_coupon_id LIMIT 1"
+	"   FOR NO KEY UPDATE OF r SKIP LOCKED",
 	1, {INT8OID}, NULL
 };
 
@@ -161,16 +190,29 @@ static SpiPlan expire_chunk_plan = {
 };
 
 /*
- * The cursor of batch $1 after a chunk that looked at [$2, $3]: the first
- * coupon there not in a final state (it sees this chunk's writes), else $3 + 1.
+ * The cursor of range $4 of batch $1 after a chunk that looked at [$2, $3]:
+ * the first coupon there not in a final state (it sees this chunk's
+ * writes), else $3 + 1.
  */
-static SpiPlan expire_cursor_plan = {
-	"UPDATE coupon_lock.batch SET expire_from = COALESCE("
-	"  (SELECT min(coupon_id) FROM coupon_lock.coupon"
-	"    WHERE coupon_id >= $2 AND coupon_id <= $3 AND batch_id = $1"
+#define EXPIRE_CURSOR \
+	" SET expire_from = COALESCE(" \
+	"  (SELECT min(coupon_id) FROM coupon_lock.coupon" \
+	"    WHERE coupon_id >= $2 AND coupon_id <= $3 AND batch_id = $1" \
 	"      AND state NOT IN ('redeemed', 'expired', 'revoked')), $3 + 1)"
-	" WHERE batch_id = $1",
-	3, {INT8OID, INT8OID, INT8OID}, NULL
+
+static SpiPlan expire_cursor_plan = {
+	"UPDATE coupon_lock.batch" EXPIRE_CURSOR " WHERE batch_id = $4",
+	4, {INT8OID, INT8OID, INT8OID, INT8OID}, NULL
+};
+
+static SpiPlan range_cursor_plan = {
+	"UPDATE coupon_lock.shard_coupon_range" EXPIRE_CURSOR " WHERE first_coupon_id = $4",
+	4, {INT8OID, INT8OID, INT8OID, INT8OID}, NULL
+};
+
+static const ExpireSource expire_sources[] = {
+	{&expiring_batch_plan, &expire_cursor_plan},
+	{&expiring_range_plan, &range_cursor_plan},
 };
 
 /* ---- the 1.0 schema: candidates from the partial indexes on state ---- */
@@ -278,17 +320,19 @@ release_1_1(int32 max_rows)
 	return done;
 }
 
+/* Up to max_rows coupons of the ranges of one source; returns how many. */
 static int32
-expire_1_1(int32 max_rows)
+expire_source(const ExpireSource *source, int32 max_rows)
 {
 	int32		done = 0;
-	int64		from_batch = PG_INT64_MIN;
+	int64		from_key = PG_INT64_MIN;
 
 	while (done < max_rows)
 	{
 		Datum		values[5];
 		char		nulls[5] = "    n";
-		int64		batch_id,
+		int64		key,
+					batch_id,
 					start,
 					stop,
 					cands,
@@ -297,12 +341,13 @@ expire_1_1(int32 max_rows)
 		int32		limit = Min(SWEEP_CHUNK, max_rows - done);
 		bool		isnull;
 
-		values[0] = Int64GetDatum(from_batch);
-		if (spi_run(&expiring_batch_plan, values, NULL, 1) == 0)
+		values[0] = Int64GetDatum(from_key);
+		if (spi_run(source->next, values, NULL, 1) == 0)
 			break;
-		batch_id = result_int64(0, 1);
-		start = result_int64(0, 2);
-		stop = result_int64(0, 3);
+		key = result_int64(0, 1);
+		batch_id = result_int64(0, 2);
+		start = result_int64(0, 3);
+		stop = result_int64(0, 4);
 		SPI_freetuptable(SPI_tuptable);
 
 		values[0] = Int64GetDatum(batch_id);
@@ -324,14 +369,25 @@ expire_1_1(int32 max_rows)
 			pfree(DatumGetPointer(values[4]));
 		done += (int32) expired;
 
-		/* a short chunk walked to the batch's end */
+		/* a short chunk walked to the range's end */
 		values[2] = Int64GetDatum(cands < limit ? stop - 1 : last);
-		spi_run(&expire_cursor_plan, values, NULL, 0);
+		values[3] = Int64GetDatum(key);
+		spi_run(source->cursor, values, NULL, 0);
 
-		/* the next batch once this one is walked, or all that is left is held */
+		/* the next range once this one is walked, or all that is left is held */
 		if (cands < limit || expired == 0)
-			from_batch = batch_id + 1;
+			from_key = key + 1;
 	}
+	return done;
+}
+
+static int32
+expire_1_1(int32 max_rows)
+{
+	int32		done = 0;
+
+	for (size_t i = 0; i < lengthof(expire_sources) && done < max_rows; i++)
+		done += expire_source(&expire_sources[i], max_rows - done);
 	return done;
 }
 

@@ -33,6 +33,13 @@
  * is counted (errors), its error logged, and the next round starts at the
  * next tick.
  *
+ * A listed database with coupon_lock_router instead (docs/scaling.md) gets
+ * a round of one router_reconcile() call, every reconcile_interval: stock
+ * stranded by a failure in the middle of a move comes back within that
+ * interval once its shards answer, with no scheduler.  The launcher keeps
+ * a due time per database (the interval of the kind of round it last
+ * ran), so the two intervals do not hold each other up.
+ *
  * Concurrency rules.  The counters of each database live in shared memory
  * (one slot per listed database, set up by the postmaster); the worker of
  * a slot is the only writer (atomics), coupon_lock.sweeper_stats reads
@@ -111,6 +118,7 @@ typedef struct SweepSlot
 	pg_atomic_uint64 expired;
 	pg_atomic_uint64 errors;
 	pg_atomic_uint64 last_run;	/* TimestampTz of the last finished round, 0: none */
+	pg_atomic_uint32 router;	/* the last round found coupon_lock_router */
 } SweepSlot;
 
 typedef struct SweepShared
@@ -194,6 +202,7 @@ sweeper_shmem_startup(void)
 			pg_atomic_init_u64(&s->expired, 0);
 			pg_atomic_init_u64(&s->errors, 0);
 			pg_atomic_init_u64(&s->last_run, 0);
+			pg_atomic_init_u32(&s->router, 0);
 		}
 	}
 	LWLockRelease(AddinShmemInitLock);
@@ -311,6 +320,9 @@ run_round(int i)
 void
 coupon_lock_sweeper_main(Datum arg pg_attribute_unused())
 {
+	/* when each listed database's next round is due: at once, at first */
+	TimestampTz due[SWEEP_MAX_DATABASES] = {0};
+
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
@@ -319,6 +331,8 @@ coupon_lock_sweeper_main(Datum arg pg_attribute_unused())
 
 	for (;;)
 	{
+		long		wait = cl_sweep_interval;
+
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 		{
@@ -327,9 +341,22 @@ coupon_lock_sweeper_main(Datum arg pg_attribute_unused())
 		}
 		if (!RecoveryInProgress())
 			for (int i = 0; i < sweep_shared->ndatabases; i++)
-				run_round(i);
+			{
+				SweepSlot  *s = &sweep_shared->slots[i];
+				long		left;
+
+				if (GetCurrentTimestamp() >= due[i])
+				{
+					run_round(i);
+					due[i] = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+														 pg_atomic_read_u32(&s->router) ?
+														 cl_reconcile_interval : cl_sweep_interval);
+				}
+				left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), due[i]);
+				wait = Min(wait, Max(left, 1));
+			}
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 cl_sweep_interval, PG_WAIT_EXTENSION);
+						 wait, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
 }
@@ -343,8 +370,12 @@ static SpiPlan release_plan = {
 static SpiPlan expire_plan = {
 	"SELECT coupon_lock.expire_coupons($1)", 1, {INT4OID}, NULL
 };
+/* In a router database: every transfer in flight delivered, old holds settled. */
+static SpiPlan reconcile_plan = {
+	"SELECT transfers_delivered FROM coupon_lock.router_reconcile()", 0, {InvalidOid}, NULL
+};
 
-/* Runs one sweep call in a transaction of its own; returns its integer. */
+/* Runs one call (a sweep, or router_reconcile) in a transaction of its own; returns its integer. */
 static int32
 sweep_call(SpiPlan *plan, int32 max_rows)
 {
@@ -387,6 +418,7 @@ coupon_lock_sweeper_round(Datum arg)
 	SweepSlot  *s = &sweep_shared->slots[DatumGetInt32(arg)];
 	Oid			dboid;
 	bool		installed;
+	bool		router;
 	bool		read_only;
 
 	memcpy(&dboid, MyBgworkerEntry->bgw_extra, sizeof(dboid));
@@ -396,6 +428,7 @@ coupon_lock_sweeper_round(Datum arg)
 
 	StartTransactionCommand();
 	installed = OidIsValid(get_extension_oid("coupon_lock", true));
+	router = OidIsValid(get_extension_oid("coupon_lock_router", true));
 	read_only = XactReadOnly;
 	CommitTransactionCommand();
 	/* e.g. pg_auto_failover keeps a node read-only until it may write */
@@ -404,19 +437,25 @@ coupon_lock_sweeper_round(Datum arg)
 		pg_atomic_write_u32(&s->state, SWEEP_READ_ONLY);
 		proc_exit(0);
 	}
-	if (!installed)
+	pg_atomic_write_u32(&s->router, router);
+	if (!installed && !router)
 	{
 		if (pg_atomic_exchange_u32(&s->state, SWEEP_NO_EXTENSION) != SWEEP_NO_EXTENSION)
 			ereport(LOG,
-					(errmsg("coupon_lock sweeper: extension coupon_lock is not installed in database \"%s\", skipping it until it is",
+					(errmsg("coupon_lock sweeper: neither coupon_lock nor coupon_lock_router is installed in database \"%s\", skipping it until one is",
 							s->dbname)));
 		proc_exit(0);
 	}
 
 	PG_TRY();
 	{
-		sweep_all(&release_plan, &s->released);
-		sweep_all(&expire_plan, &s->expired);
+		if (installed)
+		{
+			sweep_all(&release_plan, &s->released);
+			sweep_all(&expire_plan, &s->expired);
+		}
+		else
+			(void) sweep_call(&reconcile_plan, 0);
 	}
 	PG_CATCH();
 	{

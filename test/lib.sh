@@ -11,7 +11,7 @@ CL_PACKAGES="make gcc libc6-dev postgresql-15 postgresql-server-dev-15 postgresq
 # What the release layers need on top (upgrade, dist, deb): META.json
 # checks, the archive, and Debian's packaging tools.
 CL_PACKAGES="$CL_PACKAGES jq unzip git build-essential debhelper dpkg-dev fakeroot lintian postgresql-server-dev-all"
-CL_PACKAGES="$CL_PACKAGES postgresql-15-plproxy"   # coupon_lock_router and the shards layer
+CL_PACKAGES="$CL_PACKAGES postgresql-15-plproxy nftables"   # coupon_lock_router and the shards layer (its hung-shard checks drop packets)
 # What bench/run.sh and bench/profile.sh need on top (redis-py, the chart, callgrind).
 CL_BENCH_PACKAGES="python3-redis gnuplot-nox valgrind"
 

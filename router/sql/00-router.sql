@@ -72,9 +72,10 @@ COMMENT ON FUNCTION coupon_lock.router_lead_of(integer) IS
     'the lead partition of the database a hash value (masked by the partition count) is routed to';
 
 -- PL/Proxy reports its own failures (no connection, query_timeout) as
--- XX000; the router's functions turn them into this class-08 error, so that a
--- client can tell a shard it cannot reach from a bug.  A shard's own errors
--- pass through with their SQLSTATE.
+-- XX000, and coupon_lock.router_call_timeout (src/router_timeout.c) as 08006
+-- with a message of its own; the router's functions turn them into this
+-- class-08 error, so that a client can tell a shard it cannot reach from a
+-- bug.  A shard's own errors pass through with their SQLSTATE.
 CREATE FUNCTION coupon_lock.router_unavailable(hash integer, message text)
 RETURNS void LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -104,8 +105,10 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     -- XX000: PL/Proxy's own failure; 57P01-57P03: the shard is shutting
-    -- down or starting (its FATAL ends the connection, not the caller's)
-    IF sqlstate IN ('XX000', '57P01', '57P02', '57P03') THEN
+    -- down or starting (its FATAL ends the connection, not the caller's);
+    -- router_call_timeout's 08006 (a shard's own errors say REMOTE)
+    IF sqlstate IN ('XX000', '57P01', '57P02', '57P03')
+       OR (sqlstate = '08006' AND message LIKE 'no answer from the shard within %') THEN
         PERFORM coupon_lock.router_unavailable(hash, message);
     END IF;
     message := regexp_replace(message, '^.*? REMOTE (ERROR|FATAL): ', '');
@@ -154,7 +157,7 @@ BEGIN
                    FROM coupon_lock.router_partitions() GROUP BY lead ORDER BY lead LOOP
         BEGIN
             PERFORM coupon_lock.route_shard_setup(shard.lead, shard.parts, n);
-        EXCEPTION WHEN internal_error THEN
+        EXCEPTION WHEN internal_error OR connection_failure THEN
             PERFORM coupon_lock.router_unavailable(shard.lead, SQLERRM);
         END;
     END LOOP;

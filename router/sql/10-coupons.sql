@@ -205,7 +205,7 @@ BEGIN
                                                    t.freeze_ttl);
                 delivered := delivered + 1;
             END LOOP;
-        EXCEPTION WHEN internal_error THEN
+        EXCEPTION WHEN internal_error OR connection_failure THEN
             RAISE WARNING 'stock in flight from partition % not delivered: %', src, SQLERRM;
             unreachable := unreachable + 1;
         END;
@@ -238,7 +238,7 @@ BEGIN
         FOR src IN SELECT l FROM coupon_lock.router_leads() l WHERE l <> home_lead LOOP
             BEGIN
                 stock := coupon_lock.route_shard_stock(src, batch_id, 1000000);
-            EXCEPTION WHEN internal_error THEN
+            EXCEPTION WHEN internal_error OR connection_failure THEN
                 down := src;
                 down_error := SQLERRM;
                 CONTINUE;
@@ -595,7 +595,7 @@ BEGIN
                     holds_released := holds_released + 1;
                 END IF;
             END LOOP;
-        EXCEPTION WHEN internal_error THEN
+        EXCEPTION WHEN internal_error OR connection_failure THEN
             RAISE WARNING 'holds on partition % not settled: %', lead, SQLERRM;
         END;
     END LOOP;

@@ -4,7 +4,8 @@
 # checked with lintian (clean but for the overrides debian/*.lintian-overrides
 # explains), installed with dpkg -i, used from a cluster of the SYSTEM's
 # PostgreSQL binaries (where the package installs) on CL_DEB_PGPORT (default
-# 55015), then purged.  Whatever files of the extension the system's
+# 55015) -- coupon_lock, and coupon_lock_router over one shard with plproxy --
+# then purged.  Whatever files of the extension the system's
 # PostgreSQL held before are put back afterwards; test/test.sh then
 # reinstalls the suite's build.  Runs as root (dpkg -i), or through sudo.
 set -u
@@ -46,10 +47,12 @@ for f in /usr/lib/postgresql/15/lib/coupon_lock.so /usr/share/postgresql/15/exte
          /usr/share/postgresql/15/extension/coupon_lock--1.0.sql \
          "/usr/share/postgresql/15/extension/coupon_lock--$EXTVERSION.sql" \
          "/usr/share/postgresql/15/extension/coupon_lock--1.0--$EXTVERSION.sql" \
+         /usr/share/postgresql/15/extension/coupon_lock_router.control \
+         "/usr/share/postgresql/15/extension/coupon_lock_router--$EXTVERSION.sql" \
          "/usr/share/doc/$PKG/copyright" "/usr/share/doc/$PKG/README.md.gz"; do
     grep -qx "$f" "$DEB/contents.txt" || missing="$missing $f"
 done
-pv_check "the package holds the library, the control file, the scripts of 1.0, $EXTVERSION and 1.0--$EXTVERSION, copyright and README${missing:+ (missing:$missing)}" \
+pv_check "the package holds the library, the control file, the scripts of 1.0, $EXTVERSION and 1.0--$EXTVERSION, coupon_lock_router's control file and script, copyright and README${missing:+ (missing:$missing)}" \
     test -z "$missing"
 depends=$(dpkg-deb -f "$deb" Depends)
 pv_check "it depends on postgresql-15 and libhiredis ($depends)" \
@@ -108,6 +111,31 @@ out=$(sys_psql -d postgres -c "CREATE DATABASE deb_upgrade" 2>&1 &&
       sys_psql -d deb_upgrade -c "CREATE EXTENSION coupon_lock VERSION '1.0'" -c "ALTER EXTENSION coupon_lock UPDATE" \
           -c "SELECT extversion FROM pg_extension WHERE extname = 'coupon_lock'" 2>&1)
 pv_check "the package's 1.0 script and upgrade take a database from 1.0 to $EXTVERSION ($out)" test "$out" = "$EXTVERSION"
+# The router from the package: a router database over one shard database
+# of the same cluster, set up as shared/API.md shows, with plproxy (Debian's
+# postgresql-15-plproxy, installed for the system's PostgreSQL).
+out=$(sys_psql -d postgres -c "CREATE DATABASE deb_shard" -c "CREATE DATABASE deb_router" 2>&1 &&
+      sys_psql -d deb_shard -c "CREATE EXTENSION coupon_lock" 2>&1 &&
+      sys_psql -d deb_router 2>&1 <<SQL
+SET client_min_messages = warning;
+CREATE EXTENSION coupon_lock_router CASCADE;
+CREATE SERVER coupon_lock_shards FOREIGN DATA WRAPPER plproxy
+    OPTIONS (p0 'host=127.0.0.1 port=$PORT dbname=deb_shard connect_timeout=2');
+CREATE USER MAPPING FOR PUBLIC SERVER coupon_lock_shards OPTIONS (user 'postgres');
+SELECT coupon_lock.router_init() AS partitions \gset
+SELECT coupon_lock.create_batch('deb routed', 2) AS b \gset
+SELECT :partitions, (SELECT extversion FROM pg_extension WHERE extname = 'coupon_lock_router'),
+       coupon_lock.coupon_claim(:b, 'owner-1') IS NOT NULL, coupon_lock.coupon_claim(:b, 'owner-2') IS NOT NULL,
+       coupon_lock.coupon_claim(:b, 'owner-3') IS NULL,
+       (SELECT count(*) FROM coupon_lock.coupon WHERE batch_id = :b AND state = 'issued');
+SQL
+)
+pv_check "CREATE EXTENSION coupon_lock_router CASCADE from the package: set up over one shard, version $EXTVERSION, a batch of 2 through it hands out 2 claims and then NULL ($out)" \
+    test "$out" = "1|$EXTVERSION|t|t|t|2"
+out=$(sys_psql -d deb_router -c "SET client_min_messages = warning" -c "DROP EXTENSION coupon_lock_router CASCADE" \
+          -c "DROP EXTENSION plproxy CASCADE" \
+          -c "SELECT count(*) FROM pg_extension WHERE extname IN ('coupon_lock_router', 'plproxy')" 2>&1)
+pv_check "DROP EXTENSION coupon_lock_router leaves the router database clean ($out)" test "$out" = 0
 CL_PGBIN=$SYSBIN cl_pg_stop deb
 pv_check "the cluster stopped" test ! -f "$CL_ROOT/tmp/deb/pg/postmaster.pid"
 

@@ -83,4 +83,8 @@ while IFS=$'\t' read -r ext file; do
     [ -f "$tree/$file" ] || make -C "$tree/$(dirname "$file")" -s >/dev/null 2>&1
     pv_check "provides $ext: $file exists in the built archive" test -f "$tree/$file"
 done < <(jq -r '.provides | to_entries[] | [.key, .value.file] | @tsv' "$META")
+# and every docfile is in the archive as it is
+while IFS=$'\t' read -r ext file; do
+    pv_check "provides $ext: its docfile $file is in the archive" test -f "$tree/$file"
+done < <(jq -r '.provides | to_entries[] | select(.value.docfile) | [.key, .value.docfile] | @tsv' "$META")
 pv_done dist

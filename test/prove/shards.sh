@@ -13,9 +13,15 @@
 #   outage     cluster B stopped under claims, then started: errors of class
 #              08 in bounded time, never a NULL while stock is out of reach,
 #              the shard used again without a restart
-#   hung       a shard backend stopped (SIGSTOP): other calls go on; it is used again
+#   hung       a shard that stops answering: packets dropped (nftables), its
+#              backend stopped, its whole cluster stopped: each call ends
+#              with 08006 in a bounded time, others go on, it is used again
 #   kill       a router backend terminated in the middle of a stock move:
-#              the stock is in flight, router_reconcile() brings it back
+#              the stock is in flight, and the sweeper of cluster A
+#              (sweep_databases = cl_router) brings it back by itself
+#   sweeps     a batch whose stock moved ends: expire_coupons and
+#              release_expired_freezes through the router leave no
+#              available, issued or frozen coupon of it on any shard
 #   apps       examples/python and examples/node, unchanged, through the
 #              router (test/prove/shards_apps.sh)
 set -u
@@ -24,7 +30,9 @@ set -u
 SH_SQL=$CL_ROOT/test/shards
 rm -f "$PV_TMP/shards_hung.pid"
 # a backend the hung check stopped must run again, or its cluster cannot stop
-trap 'kill -CONT $(cat "$PV_TMP/shards_hung.pid" 2>/dev/null) 2>/dev/null; sh_stop' EXIT
+# and the hung check's nftables table must go
+trap 'kill -CONT $(cat "$PV_TMP/shards_hung.pid" 2>/dev/null) 2>/dev/null;
+      nft delete table inet "cl_shards_$$" 2>/dev/null; sh_stop' EXIT
 
 sh_start || { pv_fail "clusters did not start"; pv_done shards; exit 1; }
 sh_fresh || { pv_fail "router and shards could not be set up as shared/API.md shows"; pv_done shards; exit 1; }
@@ -170,37 +178,90 @@ sh_router -c "SELECT count(coupon_lock.coupon_claim($b, name)) FROM public.out_o
 sh_invariants "$b" "$Q"
 
 echo "== a hung shard"
-# A shard backend that stops answering (SIGSTOP): calls for other shards go on
-# meanwhile, and when it runs again the waiting call completes and the shard
-# is used again.  No timeout ends such a wait in PL/Proxy 2.10
-# (docs/scaling.md), so the check resumes the backend itself.
-b=$(sh_router -c "SELECT coupon_lock.create_batch('hung', 40, 1000)")
+# Three ways a shard stops answering, each bounded by the settings
+# docs/scaling.md recommends, each with calls for other shards going on and
+# the shard used again by the same session once it is back:
+#   net      packets to and from cluster B dropped (nftables): the connection
+#            string's tcp_user_timeout / keepalives / connect_timeout
+#   backend  the shard backend of the session stopped (SIGSTOP), its
+#            postmaster alive: the router session's statement_timeout, then
+#            PL/Proxy's cancel and the server's query_timeout
+#   cluster  the whole cluster B stopped (postmaster too, on this kernel, so
+#            TCP stays up and PL/Proxy's cancel would block):
+#            coupon_lock.router_call_timeout
+# A check never waits for a fixed time: it waits (at most 90 s) for the
+# call to end while the shard is still stopped; the times are printed.
+b=$(sh_router -c "SELECT coupon_lock.create_batch('hung', 400, 1000)")
 owner=$(sh_router -c "SELECT name FROM public.out_owner WHERE lead = 2 LIMIT 1")
 other=$(sh_router -c "SELECT name FROM public.out_owner WHERE lead = 0 LIMIT 1")
-cat >"$PV_TMP/shards_hung.sql" <<SQL
-SELECT coupon_lock.coupon_claim($b, '$owner') IS NOT NULL AS first_claim;
-\\! "$CL_PGBIN/psql" -X -At -h 127.0.0.1 -p $SH_PORT_B -U postgres -d postgres -c "SELECT pid FROM pg_stat_activity WHERE datname = 'cl_shard3' AND backend_type = 'client backend'" > "$PV_TMP/shards_hung.pid"
-\\! kill -STOP \$(cat "$PV_TMP/shards_hung.pid")
-SELECT 'hung: ' || (coupon_lock.coupon_claim($b, '$owner') IS NOT NULL) AS hung_claim;
+NFT_TABLE=cl_shards_$$
+# waits until file $1 exists, at most $2 seconds
+wait_file() { local n=$(($2 * 10)); while [ ! -e "$1" ] && [ "$n" -gt 0 ]; do sleep 0.1; n=$((n - 1)); done; [ -e "$1" ]; }
+hang_stop() {
+    case $1 in
+        net)
+            nft add table inet "$NFT_TABLE" &&
+            nft add chain inet "$NFT_TABLE" out '{ type filter hook output priority 0; }' &&
+            nft add rule inet "$NFT_TABLE" out tcp dport "$SH_PORT_B" drop &&
+            nft add rule inet "$NFT_TABLE" out tcp sport "$SH_PORT_B" drop ;;
+        backend)
+            sh_psql B postgres -c "SELECT pid FROM pg_stat_activity WHERE datname = 'cl_shard3'
+                                     AND backend_type = 'client backend' AND state = 'idle'" >"$PV_TMP/shards_hung.pid" &&
+            test -s "$PV_TMP/shards_hung.pid" && kill -STOP $(cat "$PV_TMP/shards_hung.pid") ;;
+        cluster)
+            local pm; pm=$(head -1 "$CL_ROOT/tmp/${SH_NAME}_b/pg/postmaster.pid")
+            { echo "$pm"; pgrep -P "$pm"; } >"$PV_TMP/shards_hung.pid" && kill -STOP $(cat "$PV_TMP/shards_hung.pid") ;;
+    esac
+}
+hang_resume() {
+    case $1 in
+        net) nft delete table inet "$NFT_TABLE" ;;
+        *) kill -CONT $(cat "$PV_TMP/shards_hung.pid"); rm -f "$PV_TMP/shards_hung.pid" ;;
+    esac
+}
+# hang_case MODE "PGOPTIONS of the router session" WHAT-BOUNDS-IT
+hang_case() {
+    local mode=$1 opts=$2 bound=$3 f="$PV_TMP/shards_hung_$1" t0 t1 ended psql_pid
+    rm -f "$f".*
+    cat >"$f.sql" <<SQL
+SELECT 'first: ' || (coupon_lock.coupon_claim($b, '$owner') IS NOT NULL);
+\! touch "$f.ready"; while [ ! -e "$f.stopped" ]; do sleep 0.1; done
+SELECT 'hung: ' || (coupon_lock.coupon_claim($b, '$owner') IS NOT NULL);
+\! touch "$f.ended"; while [ ! -e "$f.resumed" ]; do sleep 0.1; done
 SELECT 'back: ' || (coupon_lock.coupon_claim($b, '$owner') IS NOT NULL);
 SQL
-sh_router -v ON_ERROR_STOP=0 -v VERBOSITY=verbose -f "$PV_TMP/shards_hung.sql" >"$PV_TMP/shards_hung.out" 2>&1 &
-hung_psql=$!
-victim=""
-for _ in $(seq 100); do
-    victim=$(sh_router -c "SELECT pid FROM pg_stat_activity WHERE datname = 'cl_router' AND state = 'active'
-                             AND query LIKE '%hung_claim%' AND pid <> pg_backend_pid()")
-    [ -n "$victim" ] && break
-    sleep 0.1
-done
-sleep 1
-pv_check "a hung shard: while its call waits, calls for other shards go on" \
-    test -n "$victim" -a -n "$(sh_router -c "SELECT coupon_lock.coupon_claim($b, '$other')")"
-kill -CONT $(cat "$PV_TMP/shards_hung.pid")
-wait "$hung_psql"
-pv_check "a hung shard running again: the waiting call completes" grep -q "^hung: true" "$PV_TMP/shards_hung.out" ||
-    cat "$PV_TMP/shards_hung.out"
-pv_check "a hung shard running again: the same session uses it again" grep -q "^back: true" "$PV_TMP/shards_hung.out"
+    PGOPTIONS="$opts" sh_router -v ON_ERROR_STOP=0 -v VERBOSITY=verbose -f "$f.sql" >"$f.out" 2>&1 &
+    psql_pid=$!
+    wait_file "$f.ready" 30
+    if ! hang_stop "$mode"; then
+        pv_fail "$mode: the shard could not be made to hang (see above): the case is not tested"
+        touch "$f.stopped" "$f.resumed"; wait "$psql_pid"; return
+    fi
+    t0=$(date +%s.%N); touch "$f.stopped"
+    sleep 0.5
+    pv_check "$mode: while the call for the hung shard waits, a call for another shard goes on" \
+        test -n "$(PGOPTIONS="$opts" sh_router -c "SELECT coupon_lock.coupon_claim($b, '$other')")"
+    wait_file "$f.ended" 90; ended=$?; t1=$(date +%s.%N)
+    pv_check "$mode: the call ends while the shard still hangs, with 08006 after $(echo "$t1 - $t0" | bc | cut -c1-4)s ($bound)" \
+        test "$ended" = 0 -a -n "$(grep -E 'ERROR:  08006: could not reach the shard of partition' "$f.out")" ||
+        cat "$f.out"
+    if [ "$mode" != backend ]; then
+        # a new session while it hangs: its connect is bounded the same way
+        t0=$(date +%s.%N)
+        out=$(PGOPTIONS="$opts" sh_router -v VERBOSITY=verbose -c "SELECT coupon_lock.coupon_claim($b, '$owner')" 2>&1)
+        t1=$(date +%s.%N)
+        pv_check "$mode: a new session's call for the hung shard fails with 08006 too, after $(echo "$t1 - $t0" | bc | cut -c1-4)s" \
+            grep -q "08006" <<<"$out" || echo "$out"
+    fi
+    hang_resume "$mode"
+    touch "$f.resumed"
+    wait "$psql_pid"
+    pv_check "$mode: the shard back, the same session uses it again (no restart)" grep -q "^back: true" "$f.out" ||
+        cat "$f.out"
+}
+hang_case net "" "tcp_user_timeout=2000 in the connection string"
+hang_case backend "-c statement_timeout=3s" "the session's statement_timeout 3s, then query_timeout 10s"
+hang_case cluster "-c coupon_lock.router_call_timeout=3s" "coupon_lock.router_call_timeout 3s"
 
 echo "== a router backend killed in the middle of a stock move"
 Q=8
@@ -217,23 +278,77 @@ victim=""
 for _ in $(seq 100); do
     victim=$(sh_router -c "SELECT pid FROM pg_stat_activity WHERE datname = 'cl_router' AND query LIKE '%coupon_claim($b,%' AND pid <> pg_backend_pid()")
     waiting=$(sh_psql A cl_shard1 -c "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%shard_stock_receive%' AND wait_event_type = 'Lock'")
-    [ -n "$victim" ] && [ "$waiting" = 1 ] && break
+    # the sweeper's router_reconcile may wait there too, to deliver the same give
+    [ -n "$victim" ] && [ "${waiting:-0}" -ge 1 ] && break
     sleep 0.1
 done
-pv_check "the move is in the middle: the give committed on a donor, the receive waits" test -n "$victim" -a "$waiting" = 1
+pv_check "the move is in the middle: the give committed on a donor, the receive waits" test -n "$victim" -a "${waiting:-0}" -ge 1
 sh_router -c "SELECT pg_terminate_backend($victim)" >/dev/null
+# gives of the batch not yet marked delivered, read on the shards themselves
+in_flight() {
+    sh_each_shard "SELECT count(*) FROM coupon_lock.shard_transfer WHERE batch_id = $b AND direction = 'give' AND NOT delivered" |
+        awk -F'|' '{s += $2} END {print s + 0}'
+}
+rounds=$(sh_router -c "SELECT rounds FROM coupon_lock.sweeper_stats WHERE database = 'cl_router'")
+# the receive still waits for the lock: no reconciler can deliver it yet
+flight=$(in_flight)
+pv_check "after the kill the donor's give is in flight, not delivered ($flight)" test "$flight" -ge 1
 sh_psql A cl_shard1 -c "SELECT pg_cancel_backend(pid) FROM pg_stat_activity
                         WHERE query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid()" >/dev/null
 wait "$locker" 2>/dev/null
-sleep 1
-flight=$(sh_each_shard "SELECT count(*) FROM coupon_lock.shard_transfer WHERE batch_id = $b AND direction = 'give' AND NOT delivered" |
-         awk -F'|' '{s += $2} END {print s}')
-pv_check "after the kill the donor's give is in flight, not delivered ($flight)" test "${flight:-0}" -ge 1
+# nobody calls router_reconcile (or anything of the router) from here on:
+# the sweeper of cluster A does, every reconcile_interval (1s here)
+t0=$(date +%s.%N)
+while [ "$(in_flight)" != 0 ] && [ "$(echo "$(date +%s.%N) - $t0 < 30" | bc)" = 1 ]; do sleep 0.2; done
+secs=$(echo "$(date +%s.%N) - $t0" | bc | cut -c1-4)
+pv_check "the sweeper delivered the stranded stock by itself within ${secs}s (reconcile_interval 1s)" test "$(in_flight)" = 0
 sh_checks <<SQL
-SELECT 'router_reconcile delivers the stranded stock', transfers_delivered >= 1 FROM coupon_lock.router_reconcile();
+SELECT 'sweeper_stats in the router: the cl_router rounds go on and succeed (router_reconcile, no sweeps there)',
+       state = 'ok' AND rounds > coalesce(nullif('$rounds', '')::bigint, -1) AND released = 0 AND expired = 0,
+       format('state %s, rounds %s (%s before)', state, rounds, '$rounds')
+  FROM coupon_lock.sweeper_stats WHERE database = 'cl_router';
 SQL
+sh_invariants "$b" 2
 sh_router -c "SELECT count(coupon_lock.coupon_claim($b, name)) FROM public.out_owner" >/dev/null
 sh_invariants "$b" "$Q"
+
+echo "== sweeps on every shard"
+# a batch that ends in a few seconds; one owner claims twice its home's
+# share, so that stock moves there and coupons of the batch lie past the
+# home's own id range of it
+Q=40
+b=$(sh_router -c "SELECT coupon_lock.create_batch('ends', $Q, 100, now() + interval '8 seconds')")
+owner=$(sh_router -c "SELECT name FROM public.out_owner WHERE lead = 0 LIMIT 1")
+sh_router -c "SELECT count(coupon_lock.coupon_claim($b, '$owner')) FROM generate_series(1, 20)" >/dev/null
+past_range="FROM coupon_lock.coupon c JOIN coupon_lock.batch t USING (batch_id)
+             WHERE c.batch_id = $b AND c.coupon_id >= t.first_coupon_id + t.quantity"
+moved=$(sh_psql A cl_shard1 -c "SELECT count(*) $past_range AND c.state = 'issued'")
+pv_check "stock moved: cl_shard1 holds issued coupons of the batch past its own id range ($moved)" test "$moved" -ge 1
+c=$(sh_psql A cl_shard1 -c "SELECT max(c.coupon_id) $past_range AND c.state = 'issued'")
+sh_router -c "SELECT coupon_lock.coupon_freeze($c, '$owner', 'o-ends', NULL, interval '1 second')" >/dev/null
+sh_invariants "$b" 20
+t0=$(date +%s)
+until [ "$(sh_router -c "SELECT now() > valid_until FROM coupon_lock.batch WHERE batch_id = $b")" = t ] ||
+      [ $(($(date +%s) - t0)) -gt 30 ]; do sleep 0.5; done
+released=$(sh_router -c "SELECT coupon_lock.release_expired_freezes()")
+expired=$(sh_router -c "SELECT coupon_lock.expire_coupons()")
+sh_checks <<SQL
+SELECT 'the batch ended: release_expired_freezes through the router expired the lapsed freeze of a moved coupon ($released)',
+       '$released' = '1';
+SELECT 'expire_coupons through the router expired the other $((Q - 1)) coupons on every shard ($expired)',
+       '$expired' = '$((Q - 1))';
+SELECT 'no available, issued or frozen coupon of the batch is left on any shard',
+       NOT EXISTS (SELECT FROM coupon_lock.coupon WHERE batch_id = $b AND state IN ('available', 'issued', 'frozen'));
+SELECT 'sums: the $Q coupons of the batch over all shards are expired, one ledger row each',
+       (SELECT count(*) FROM coupon_lock.coupon WHERE batch_id = $b AND state = 'expired') = $Q
+       AND (SELECT count(*) FROM coupon_lock.coupon_event e JOIN coupon_lock.coupon c USING (coupon_id)
+             WHERE c.batch_id = $b AND e.op IN ('expire', 'release')) = $Q;
+SELECT 'a second expire_coupons finds nothing: every range of every shard is walked to its end',
+       coupon_lock.expire_coupons() = 0;
+SQL
+pv_check "cl_shard1: the ranges stock moves brought are walked to their ends" \
+    test "$(sh_psql A cl_shard1 -c "SELECT count(*) > 0 AND bool_and(expire_from >= first_coupon_id + quantity)
+                                      FROM coupon_lock.shard_coupon_range WHERE batch_id = $b")" = t
 
 . "$PV_DIR/shards_apps.sh"
 

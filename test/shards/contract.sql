@@ -173,4 +173,10 @@ SELECT 'ids: every coupon and event id carries its database''s lead partition',
           FROM coupon_lock.coupon)
        AND (SELECT bool_and(coupon_lock.id_partition(event_id) = coupon_lock.id_partition(coupon_id))
               FROM coupon_lock.coupon_event);
-SELECT 'views are read-only', sqlstate_of('DELETE FROM coupon_lock.coupon') <> 'ok';
+SELECT 'views are read-only: INSERT, UPDATE and DELETE on batch, coupon and coupon_event are refused (55000, as PostgreSQL refuses a view it cannot update), even for the superuser',
+       bool_and(sqlstate_of(format(stmt, v, k)) = '55000'),
+       string_agg(format(stmt, v, k) || ': ' || sqlstate_of(format(stmt, v, k)), '; ')
+         FILTER (WHERE sqlstate_of(format(stmt, v, k)) <> '55000')
+  FROM unnest(ARRAY['batch', 'coupon', 'coupon_event'], ARRAY['batch_id', 'coupon_id', 'event_id']) t(v, k),
+       unnest(ARRAY['DELETE FROM coupon_lock.%1$s', 'UPDATE coupon_lock.%1$s SET %2$s = %2$s',
+                    'INSERT INTO coupon_lock.%1$s DEFAULT VALUES']) stmt;

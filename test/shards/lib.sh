@@ -24,10 +24,16 @@ sh_psql() {
 # psql on the router
 sh_router() { sh_psql A cl_router "$@"; }
 
-# Connections: a router backend talks to up to every shard at once.
+# Connections: a router backend talks to up to every shard at once.  The
+# sweeper of cluster A runs router_reconcile() in the router database every
+# second (docs/scaling.md), as a deployment would set it up.
 sh_configure() {
     local c=$1
     sh_psql "$c" postgres -c "ALTER SYSTEM SET max_connections = 300" >/dev/null
+    if [ "$c" = A ]; then
+        sh_psql A postgres -c "ALTER SYSTEM SET coupon_lock.sweep_databases = 'cl_router'" \
+                           -c "ALTER SYSTEM SET coupon_lock.reconcile_interval = '1s'" >/dev/null
+    fi
 }
 
 # Starts both clusters (initdb on first use) with room for many connections.
@@ -36,7 +42,8 @@ sh_start() {
     for c in A B; do
         name=${SH_NAME}_$(echo "$c" | tr AB ab)
         cl_pg_start "$name" "$(sh_port "$c")"
-        if [ "$(sh_psql "$c" postgres -c 'SHOW max_connections')" != 300 ]; then
+        if [ "$(sh_psql "$c" postgres -c 'SHOW max_connections')" != 300 ] ||
+           { [ "$c" = A ] && [ "$(sh_psql A postgres -c 'SHOW coupon_lock.sweep_databases')" != cl_router ]; }; then
             sh_configure "$c"
             cl_as_owner "$CL_PGBIN/pg_ctl" -D "$CL_ROOT/tmp/$name/pg" -w -t 60 restart >/dev/null ||
                 cl_die "cluster $c did not restart"
@@ -49,11 +56,14 @@ sh_stop_cluster()  { cl_pg_stop "${SH_NAME}_$(echo "$1" | tr AB ab)"; }
 sh_start_cluster() { cl_pg_start "${SH_NAME}_$(echo "$1" | tr AB ab)" "$(sh_port "$1")"; }
 
 # The connection string of a shard, with the timeouts docs/scaling.md
-# recommends: a down shard fails a call within connect_timeout, a hung one
-# within statement_timeout (on the shard) or PL/Proxy's query_timeout.
+# recommends: a down shard fails a call within connect_timeout, an
+# unreachable host within tcp_user_timeout (data not acknowledged) or the
+# keepalives (an idle wait), a long statement within statement_timeout (on
+# the shard).  The server's query_timeout (seconds) ends PL/Proxy's wait
+# after a cancel of the router session.
 sh_connstr() {
     local db=${1%%:*} c=${1##*:}
-    echo "host=127.0.0.1 port=$(sh_port "$c") dbname=$db connect_timeout=2 keepalives_idle=5 keepalives_interval=2 keepalives_count=2 options=''-c statement_timeout=${SH_STATEMENT_TIMEOUT:-20s}''"
+    echo "host=127.0.0.1 port=$(sh_port "$c") dbname=$db connect_timeout=2 keepalives_idle=2 keepalives_interval=1 keepalives_count=2 tcp_user_timeout=2000 options=''-c statement_timeout=${SH_STATEMENT_TIMEOUT:-20s}''"
 }
 
 # Fresh databases, set up exactly as shared/API.md shows.
@@ -71,6 +81,7 @@ sh_fresh() {
         eval "s=\${$((i % n + 1))}"
         opts="$opts${opts:+, }p$i '$(sh_connstr "$s")'"
     done
+    opts="$opts, query_timeout '${SH_QUERY_TIMEOUT:-10}'"
     sh_router >/dev/null <<SQL
 SET client_min_messages = warning;
 CREATE EXTENSION coupon_lock_router CASCADE;
