@@ -3,6 +3,8 @@
 # companion of bench/run.sh for before/after comparisons on a busy machine.
 #
 #   bench/profile.sh [N]     N operations per measurement (default 1000)
+#   CL_PROFILE_WORKLOADS=cycle CL_PROFILE_CONTENDERS="sql" bench/profile.sh 500
+#                            only those (coupon_lock itself always)
 #
 # Builds and installs the extension, prepares a throwaway cluster under
 # tmp/profile (the extension, bench/baselines.sql, issued batches of 100k),
@@ -23,6 +25,9 @@ WARM=100
 PGPORT=${CL_BENCH_PGPORT:-54891}
 DIR=$CL_ROOT/tmp/profile
 OUT=$CL_ROOT/bench/results
+RESULT=$OUT/instructions.md
+# a narrowed run (below) writes its table under tmp/profile, not over the full one
+[ -n "${CL_PROFILE_WORKLOADS:-}${CL_PROFILE_CONTENDERS:-}" ] && RESULT=$DIR/instructions.md
 export PGHOST=127.0.0.1 PGPORT PGUSER=postgres PGDATABASE=postgres
 
 # shellcheck disable=SC2086
@@ -127,13 +132,17 @@ chown -R "$(stat -c %U "$DIR/pg")" "$DIR"
     echo
     echo "| workload | contender | instructions per operation | contender ÷ coupon_lock (coupon_lock's CPU-bound speed-up) |"
     echo "|---|---|---:|---:|"
-} >"$OUT/instructions.md"
+} >"$RESULT"
 # the advisory pair runs only when the build has advisory_lock
 workloads="cycle claim"
 grep -q 'FUNCTION coupon_lock.advisory_lock(' "$CL_ROOT"/install/*.sql && workloads="$workloads advisory"
+# CL_PROFILE_WORKLOADS and CL_PROFILE_CONTENDERS narrow a run to what a change
+# touches (e.g. "cycle" and "ext sql"); coupon_lock (ext) is always measured
+workloads=${CL_PROFILE_WORKLOADS:-$workloads}
 for w in $workloads; do
     ext=""
     for c in ext plpgsql skip sql floor core; do
+        case " ext ${CL_PROFILE_CONTENDERS:-$c} " in *" $c "*) ;; *) continue ;; esac
         case $w:$c in
             cycle:ext | cycle:plpgsql | cycle:sql | claim:ext | claim:plpgsql | claim:skip | claim:floor | advisory:ext | advisory:core) ;;
             *) continue ;;
@@ -144,7 +153,7 @@ for w in $workloads; do
         [ "$c" = ext ] && ext=$per
         adv=$(awk -v e="$ext" -v p="$per" 'BEGIN { printf "%.2fx", p / e }')
         cl_log "$w $c: $per instructions per operation"
-        echo "| $w | $c | $per | $adv |" >>"$OUT/instructions.md"
+        echo "| $w | $c | $per | $adv |" >>"$RESULT"
     done
 done
-cat "$OUT/instructions.md"
+cat "$RESULT"

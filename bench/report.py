@@ -167,11 +167,69 @@ def batches_section(cells, tput):
     return out + [""]
 
 
+WAIT_GROUPS = (("WAL flush", ("LWLock:WALWrite", "IO:WALSync", "IO:WALWrite")),
+               ("buffer content locks", ("LWLock:BufferContent",)),
+               ("WAL insert", ("LWLock:WALInsert",)),
+               ("row and tuple locks", ("Lock:transactionid", "Lock:tuple")),
+               ("on CPU", ("CPU:-",)))
+
+
+def run_file(run_dir, name):
+    path = os.path.join(RAW, run_dir, name)
+    return open(path).read().split() if os.path.exists(path) else []
+
+
+def waits_section(claim_rows):
+    """What the claims' backends waited for (run.sh's samples) and the WAL each claim wrote."""
+    out = ["## What the claims wait for", "",
+           "bench/run.sh samples pg_stat_activity five times a second during every run: each share is the part "
+           "of all (backend, sample) pairs in that state. WAL bytes per claim are the run's WAL (from the "
+           "CHECKPOINT before it to its end, so full-page images included) over the coupons it claimed. "
+           "With synchronous_commit on a commit waits for its WAL to be flushed, and one flush at a time "
+           "serves every backend waiting: claims/s is then bounded by how many bytes a claim adds to each "
+           "flush, not by CPU (docs/performance.md).", "",
+           "| batch | clients | sync | contender | WAL bytes per claim | vs the floor's | "
+           + " | ".join(g for g, _ in WAIT_GROUPS) + " | other |",
+           "|---:|---:|---|---|---:|---:|" + "---:|" * (len(WAIT_GROUPS) + 1)]
+    per_claim = {}
+    for key, (r, stats) in claim_rows.items():
+        wal, claimed = run_file(r["run"], "wal_bytes.txt"), int(stats[4][1])
+        per_claim[key] = float(wal[0]) / claimed if wal and claimed else float("nan")
+    if all(v != v for v in per_claim.values()):
+        return []
+    for (w, c, s, cont), (r, _) in claim_rows.items():
+        samples = collections.Counter(run_file(r["run"], "waits.txt"))
+        total = sum(samples.values()) or float("nan")
+        shares = []
+        for _, events in WAIT_GROUPS:
+            shares.append(sum(samples.pop(e, 0) for e in events) / total)
+        shares.append(sum(samples.values()) / total)
+        floor = per_claim.get((w, c, s, "floor"), float("nan"))
+        name = NAMES["plpgsql-claim"] if cont == "plpgsql" else NAMES[cont]
+        out.append(f"| {int(w.split('-')[1]):,} | {c} | {s} | {name} | {fmt(per_claim[(w, c, s, cont)])} | "
+                   f"{per_claim[(w, c, s, cont)] / floor:.2f}x | " + " | ".join(f"{x:.0%}" for x in shares) + " |")
+    return out + [""]
+
+
 def router_section():
-    facts = read_tsv("router.tsv")
+    """The router's cost per call: bench/shards.sh's figures (raw/router.tsv)."""
+    rows = read_tsv("router.tsv")[1:]
     out = ["## Through the router (issue 14 item 5)", ""]
-    if not facts:
+    if not rows:
         out.append("Not measured in this run: it needs the coupon_lock_router extension (bench/run.sh, workload `router`).")
+        return out + [""]
+    labels = {"claim": "coupon_claim", "cycle": "freeze + unfreeze (two calls)"}
+    out += ["bench/shards.sh inside this run: a router and four shards over two clusters on this machine; "
+            "\"direct\" calls one shard's database, \"router\" calls coupon_lock_router, which sends each call "
+            "to the shard that owns it (PL/Proxy). Same clients and seconds on both sides, synchronous_commit on. "
+            "The extra cost per call is the router's latency minus the shard's.", "",
+            "| workload | direct tx/s | router tx/s | router / direct | direct ms | router ms | router's extra ms per transaction |",
+            "|---|---:|---:|---:|---:|---:|---:|"]
+    for workload, d_tps, r_tps, d_ms, r_ms in rows:
+        d_tps, r_tps, d_ms, r_ms = (float(x or "nan") for x in (d_tps, r_tps, d_ms, r_ms))
+        ratio = r_tps / d_tps if d_tps else float("nan")
+        out.append(f"| {labels.get(workload, workload)} | {fmt(d_tps)} | {fmt(r_tps)} | {ratio:.2f}x | "
+                   f"{fmt(d_ms, 2)} | {fmt(r_ms, 2)} | {fmt(r_ms - d_ms, 2)} |")
     return out + [""]
 
 
@@ -260,7 +318,7 @@ def main():
                          f"{STEADY_GOAL} | {verdict(steady, STEADY_GOAL)} |")
         claims.append("")
 
-    md += [""] + goals + [""] + claims + hot_section(goals) + batches_section(cells, tput) + router_section()
+    md += [""] + goals + [""] + claims + waits_section(claim_rows) + hot_section(goals) + batches_section(cells, tput) + router_section()
 
     # ---- every cell ----
     md += ["## Every cell", "",

@@ -11,7 +11,9 @@
 # with the contenders of each cell taking turns, writes bench/results/report.md
 # and bench/results/throughput.png, and stops what it started.
 #
-# Ports: CL_BENCH_PGPORT (54891), CL_BENCH_REDIS_PORT (6499).  The matrix is set
+# Ports: CL_BENCH_PGPORT (54891), CL_BENCH_REDIS_PORT (6499); the router
+# workload's two clusters CL_BENCH_ROUTER_PGPORT (55098) and
+# CL_BENCH_SHARDS_PGPORT_B (55077).  The matrix is set
 # by the CL_BENCH_* variables below; each run prints what it ran.
 set -u
 . "$(dirname "$0")/../test/lib.sh"
@@ -26,6 +28,7 @@ esac
 
 PGPORT=${CL_BENCH_PGPORT:-54891}
 REDIS_PORT=${CL_BENCH_REDIS_PORT:-6499}
+ROUTER_PGPORT=${CL_BENCH_ROUTER_PGPORT:-55098}   # the router workload's first cluster
 export PGHOST=127.0.0.1 PGPORT PGUSER=postgres PGDATABASE=postgres
 
 # The matrix.  A cell is clients:synchronous_commit (claims: clients:quantity).
@@ -54,6 +57,7 @@ else
     : "${CL_BENCH_BATCHES:=100000}"
 fi
 : "${CL_BENCH_WORKLOADS:=cycle claim batches advisory redis big router}"
+: "${CL_BENCH_ROUTER_CLIENTS:=8}" "${CL_BENCH_ROUTER_SECONDS:=$CL_BENCH_SECONDS}"
 : "${CL_BENCH_QUANTITY:=100000}"        # coupons of the cycle's batches
 
 BENCH=$CL_ROOT/bench
@@ -116,9 +120,13 @@ run_pgbench() {
     dir=$RAW/$(printf '%03d' "$RUN_NO")-$workload-$contender-c$clients-$sync
     mkdir -p "$dir"
     psql_q -c CHECKPOINT
+    psql_q -c "SELECT pg_current_wal_lsn()" >"$dir/wal_start.txt"
     PGOPTIONS="-c synchronous_commit=$sync ${CL_BENCH_PGOPTIONS:-}" \
         "$PGBENCH" -n -M prepared -c "$clients" -j "$threads" -T "$seconds" \
-        -l --log-prefix="$dir/tx" "$@" -f "$BENCH/$script" >"$dir/pgbench.out" 2>&1
+        -l --log-prefix="$dir/tx" "$@" -f "$BENCH/$script" >"$dir/pgbench.out" 2>&1 &
+    sample_waits "$!" >"$dir/waits.txt"
+    wait "$!"
+    psql_q -c "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '$(cat "$dir/wal_start.txt")')" >"$dir/wal_bytes.txt"
     tps=$(sed -n 's/^tps = \([0-9.]*\) (without.*/\1/p' "$dir/pgbench.out")
     failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$dir/pgbench.out")
     if [ -z "$tps" ] || grep -q 'aborted in command' "$dir/pgbench.out"; then
@@ -130,6 +138,22 @@ run_pgbench() {
     printf '  %-9s %-12s clients=%-3s sync=%-3s %6.0f tx/s  (failed: %s)\n' \
         "$workload" "$contender" "$clients" "$sync" "$tps" "${failed:-?}" >&2
     LAST_DIR=$dir
+}
+
+# sample_waits PID: while process PID (pgbench) runs, what its backends wait
+# for, five times a second from one extra connection (so the sampling costs
+# about the same for every contender): one line per active backend and
+# sample, wait_event_type:wait_event, "CPU:-" when it waits for nothing.
+# Waits are how a claim's wall-clock ratio can fall far below its ratio by
+# instructions (bench/profile.sh): docs/performance.md reads them.
+sample_waits() {
+    local pid=$1
+    sleep 1                     # the clients connect
+    while kill -0 "$pid" 2>/dev/null; do
+        echo "SELECT coalesce(wait_event_type, 'CPU') || ':' || coalesce(wait_event, '-') FROM pg_stat_activity
+               WHERE application_name = 'pgbench' AND state = 'active' AND pid <> pg_backend_pid();"
+        sleep 0.2
+    done | psql_q 2>/dev/null | grep -v '^$'
 }
 
 # turns REPEAT CONTENDER...: the contenders in the order this repeat runs them.
@@ -352,15 +376,22 @@ workload_big() {
 }
 
 # The router's cost per call (issue 14 item 5): claims and the cycle through
-# coupon_lock_router against the same calls on a shard directly.  A hook for
-# when the shards work lands: it writes raw/router.tsv (report.py reads it),
-# and until then says why it did not run.
+# coupon_lock_router against the same calls on one shard directly.  It runs
+# bench/shards.sh (the shards layer's setup: a router and four shards over two
+# clusters of their own, on CL_BENCH_ROUTER_PGPORT and CL_BENCH_SHARDS_PGPORT_B)
+# with this run's seconds, and writes raw/router.tsv for report.py.
 workload_router() {
     if [ "$(psql_q -c "SELECT count(*) FROM pg_available_extensions WHERE name = 'coupon_lock_router'")" = 0 ]; then
         note "router: skipped, the coupon_lock_router extension is not installed in this build"
         return 0
     fi
-    note "router: skipped, the router workload is not written yet (it needs the shards layer's setup)"
+    note "router: coupon_claim and freeze + unfreeze through coupon_lock_router vs on a shard directly" \
+        "(bench/shards.sh), ${CL_BENCH_ROUTER_CLIENTS} clients, sync on, ${CL_BENCH_ROUTER_SECONDS}s per workload and side"
+    CL_BENCH_BUILT=yes CL_BENCH_PGPORT=$ROUTER_PGPORT CL_BENCH_CLIENTS=$CL_BENCH_ROUTER_CLIENTS \
+        CL_BENCH_SECONDS=$CL_BENCH_ROUTER_SECONDS CL_BENCH_QUANTITY=$CL_BENCH_QUANTITY \
+        CL_BENCH_SHARDS_OUT=$RAW/router.md CL_BENCH_SHARDS_TSV=$RAW/router.tsv \
+        bash "$BENCH/shards.sh" >"$RAW/router.log" 2>&1 ||
+        note "router: bench/shards.sh failed: $(tail -n 3 "$RAW/router.log" | tr '\n' ' ')"
 }
 
 # ---- main ----

@@ -5,6 +5,11 @@
 #
 #   bench/shards.sh     writes bench/results/shards.md (about 2 minutes)
 #
+# bench/run.sh's `router` workload runs this script for its report: it sets
+# CL_BENCH_SHARDS_OUT (where the Markdown goes instead), CL_BENCH_SHARDS_TSV
+# (the same figures as tab-separated lines for bench/report.py) and
+# CL_BENCH_BUILT=yes (the extension is built and installed already).
+#
 # The setup is the shards layer's (test/shards/lib.sh): a router and four
 # shards over two clusters, here on CL_BENCH_PGPORT (default 55074) and
 # CL_BENCH_SHARDS_PGPORT_B (default 55077), eight partitions.  Both sides run
@@ -23,12 +28,15 @@ SH_QUERY_TIMEOUT=600         # and reading its coupons through the view longer t
 CLIENTS=${CL_BENCH_CLIENTS:-8}
 SECS=${CL_BENCH_SECONDS:-15}
 QUANTITY=${CL_BENCH_QUANTITY:-200000}   # coupons of each side's batch
-OUT=$CL_ROOT/bench/results/shards.md
+OUT=${CL_BENCH_SHARDS_OUT:-$CL_ROOT/bench/results/shards.md}
+TSV=${CL_BENCH_SHARDS_TSV:-}
 TMPD=$CL_ROOT/tmp/bench_shards
 PGBENCH=$CL_PGBIN/pgbench
 
-cl_install_packages
-cl_build_install yes
+if [ "${CL_BENCH_BUILT:-}" != yes ]; then
+    cl_install_packages
+    cl_build_install yes
+fi
 mkdir -p "$TMPD"
 sh_start
 trap 'sh_stop' EXIT
@@ -63,8 +71,16 @@ cl_log "claims, $CLIENTS clients, ${SECS}s each"
 claim_direct=$(run claim_direct "$SH_PORT_A" cl_shard1 "$direct_b" "$TMPD/claim.pgb")
 claim_router=$(run claim_router "$SH_PORT_A" cl_router "$router_b" "$TMPD/claim.pgb")
 
-# coupons to cycle: claimed ones, numbered per client
+# coupons to cycle: claimed ones, numbered per client; a short run may not
+# have claimed enough of them, the rest are claimed here (one call each)
 n=$((CLIENTS * 500 + 500))
+top_up() {   # PSQL-FUNCTION BATCH
+    "$1" -c "SELECT count(coupon_lock.coupon_claim($2, 'owner-top-' || g))
+               FROM generate_series(1, greatest(0, $n - (SELECT count(*) FROM coupon_lock.coupon
+                                                           WHERE batch_id = $2 AND state = 'issued'))) g" >/dev/null
+}
+top_up direct "$direct_b"
+top_up sh_router "$router_b"
 direct -c "CREATE TABLE public.cycle_coupon AS SELECT row_number() OVER () AS i, coupon_id, owner_id
              FROM coupon_lock.coupon WHERE batch_id = $direct_b AND state = 'issued' LIMIT $n" \
        -c "CREATE UNIQUE INDEX ON public.cycle_coupon (i)"
@@ -94,3 +110,11 @@ row() {
     row "freeze + unfreeze (two calls)" "$cycle_direct" "$cycle_router"
 } >"$OUT"
 cat "$OUT"
+if [ -n "$TSV" ]; then
+    tsv_row() { printf '%s\t%s\t%s\t%s\t%s\n' "$1" "${2%|*}" "${3%|*}" "${2#*|}" "${3#*|}"; }
+    {
+        printf 'workload\tdirect_tps\trouter_tps\tdirect_ms\trouter_ms\n'
+        tsv_row claim "$claim_direct" "$claim_router"
+        tsv_row cycle "$cycle_direct" "$cycle_router"
+    } >"$TSV"
+fi

@@ -718,14 +718,34 @@ coupon_transition(const CouponCall *call, bool *changed)
 	return version;
 }
 
+/*
+ * A claim's write: apply()'s statement with the claim's constants written
+ * in (states, op, no order, no freeze), so that the plan casts no text to
+ * the state enum and sets no column a claim leaves as it is (an available
+ * coupon has no order_id and no frozen_until: coupon_row_is_valid).
+ * $1 coupon_id, $2 the version read, $3 owner_id.
+ */
+static SpiPlan claim_plan = {
+	"WITH u AS ("
+	"  UPDATE coupon_lock.coupon"
+	"     SET state = 'issued', owner_id = $3, version = version + 1, updated_at = pg_catalog.now()"
+	"   WHERE coupon_id = $1 AND version = $2 AND state = 'available'"
+	"  RETURNING coupon_id, version, owner_id)"
+	" INSERT INTO coupon_lock.coupon_event"
+	"        (coupon_id, op, from_state, to_state, version, owner_id, order_id)"
+	" SELECT u.coupon_id, 'claim', 'available', 'issued', u.version, u.owner_id, NULL"
+	"   FROM u"
+	" RETURNING version",
+	3, {INT8OID, INT8OID, TEXTOID}, NULL
+};
+
 bool
 coupon_apply_claim(int64 coupon_id, int64 version, const char *owner_id)
 {
-	Change		ch = {0};
+	Datum		values[3] = {Int64GetDatum(coupon_id), Int64GetDatum(version),
+	CStringGetTextDatum(owner_id)};
 
-	ch.to = CS_ISSUED;
-	ch.owner_id = owner_id;
-	return apply(coupon_id, version, CS_AVAILABLE, OP_CLAIM, &ch) >= 0;
+	return spi_run(&claim_plan, values, NULL, 0) == 1;
 }
 
 /* ---- SQL entry points ---- */

@@ -36,8 +36,7 @@
 
 static SpiPlan take_plan = {
 	"INSERT INTO coupon_lock.owner_quota AS q (batch_id, owner_id, held) VALUES ($1, $2, 1)"
-	" ON CONFLICT (batch_id, owner_id) DO UPDATE SET held = q.held + 1 WHERE q.held < $3"
-	" RETURNING held",
+	" ON CONFLICT (batch_id, owner_id) DO UPDATE SET held = q.held + 1 WHERE q.held < $3",
 	3, {INT8OID, TEXTOID, INT4OID}, NULL
 };
 
