@@ -34,5 +34,6 @@ extern int	cl_sweep_max_rows;
 extern char *cl_redis_sentinels;
 extern char *cl_redis_sentinel_master;
 extern int	cl_redis_min_replicas;
+extern char *cl_redlock_servers;	/* redlock.c */
 
 #endif							/* COUPON_LOCK_GUC_H */

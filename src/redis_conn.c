@@ -85,16 +85,18 @@
 #include "guc.h"
 #include "redis_conn.h"
 #include "redis_sentinel.h"
+#include "redlock.h"
 #include "stats.h"
 
 /*
  * Redis is configured when coupon_lock.redis_host is not empty, or the
- * master is found through Sentinels.
+ * master is found through Sentinels, or Redlock's servers are set.
  */
 bool
 redis_configured(void)
 {
-	return (cl_redis_host != NULL && cl_redis_host[0] != '\0') || cl_sentinel_configured();
+	return (cl_redis_host != NULL && cl_redis_host[0] != '\0') || cl_sentinel_configured() ||
+		cl_redlock_configured();
 }
 
 #ifdef USE_HIREDIS
@@ -190,16 +192,33 @@ bounded_create_array(const redisReadTask *task, int elements)
 	return hiredis_create_array(task, elements);
 }
 
-static void
-bound_reader(void)
+void
+cl_redis_bound_reader(void *context)
 {
+	redisContext *c = context;
+
 	if (hiredis_create_array == NULL)
 	{
-		bounded_functions = *ctx->reader->fn;
+		bounded_functions = *c->reader->fn;
 		hiredis_create_array = bounded_functions.createArray;
 		bounded_functions.createArray = bounded_create_array;
 	}
-	ctx->reader->fn = &bounded_functions;
+	c->reader->fn = &bounded_functions;
+}
+
+bool
+cl_redis_take_too_large(void)
+{
+	bool		was = reply_too_large;
+
+	reply_too_large = false;
+	return was;
+}
+
+static void
+bound_reader(void)
+{
+	cl_redis_bound_reader(ctx);
 }
 
 /* Records a failure; always returns false. */
@@ -289,11 +308,9 @@ wait_socket(uint32 events, TimestampTz deadline, bool interruptible)
 
 /* ---- sending and receiving ---- */
 
-static bool
-append(const RedisCmd *cmd, bool by_sha)
+int
+cl_redis_cmd_argv(const RedisCmd *cmd, bool by_sha, const char **argv, size_t *argvlen)
 {
-	const char *argv[REDIS_MAX_ARGS + 2];
-	size_t		argvlen[REDIS_MAX_ARGS + 2];
 	int			argc = 0;
 
 	Assert(cmd->argc <= REDIS_MAX_ARGS);
@@ -310,6 +327,16 @@ append(const RedisCmd *cmd, bool by_sha)
 		argv[argc] = cmd->argv[i];
 		argvlen[argc] = cmd->argvlen[i];
 	}
+	return argc;
+}
+
+static bool
+append(const RedisCmd *cmd, bool by_sha)
+{
+	const char *argv[REDIS_MAX_ARGS + 2];
+	size_t		argvlen[REDIS_MAX_ARGS + 2];
+	int			argc = cl_redis_cmd_argv(cmd, by_sha, argv, argvlen);
+
 	if (redisAppendCommandArgv(ctx, argc, argv, argvlen) != REDIS_OK)
 		return fail_io(ERRCODE_CONNECTION_FAILURE, ctx->errstr, "could not send a command to");
 	return true;

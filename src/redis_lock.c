@@ -77,6 +77,7 @@
 #include "guc.h"
 #include "redis_conn.h"
 #include "redis_lock.h"
+#include "redlock.h"
 #include "stats.h"
 
 PG_FUNCTION_INFO_V1(coupon_lock_redis_lock);
@@ -271,6 +272,8 @@ reserve_end(int n)
 		end_cap = cap;
 	}
 	cl_redis_reserve(n);
+	if (cl_redlock_configured())
+		cl_redlock_reserve(n);
 }
 
 static HeldKey *
@@ -370,6 +373,12 @@ to_backlog(HeldKey **keys, int n)
 	}
 }
 
+static const char *
+quiet_error(void)
+{
+	return cl_redlock_configured() ? cl_redlock_quiet_error() : cl_redis_quiet_error();
+}
+
 /*
  * Deletes keys[0..n-1] (compare-on-token) at the end of their
  * (sub)transaction.  Never raises: see the header comment.
@@ -385,7 +394,8 @@ release_at_end(HeldKey **keys, int n)
 	for (int i = 0; i < n; i++)
 		release_cmd(&end_cmds[i], keys[i]);
 
-	res = redis_run_quiet(end_cmds, n, end_out);
+	res = cl_redlock_configured() ? cl_redlock_run_quiet(end_cmds, n, end_out) :
+		redis_run_quiet(end_cmds, n, end_out);
 	if (res == REDIS_QUIET_DONE)
 	{
 		for (int i = 0; i < n; i++)
@@ -412,14 +422,14 @@ release_at_end(HeldKey **keys, int n)
 				(errcode(ERRCODE_CONNECTION_FAILURE),
 				 errmsg_plural("could not release %d Redis lock at transaction end",
 							   "could not release %d Redis locks at transaction end", n, n),
-				 errdetail_internal("%s", cl_redis_quiet_error()),
+				 errdetail_internal("%s", quiet_error()),
 				 errhint("They are deleted before this session's next Redis command, or expire when their TTL runs out.")));
 	else
 		ereport(WARNING,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
 				 errmsg_plural("could not confirm the release of %d Redis lock at transaction end",
 							   "could not confirm the release of %d Redis locks at transaction end", n, n),
-				 errdetail_internal("%s", cl_redis_quiet_error()),
+				 errdetail_internal("%s", quiet_error()),
 				 errhint("Redis may have deleted them; any it did not are deleted before this session's next Redis command, or expire when their TTL runs out.")));
 	to_backlog(keys, n);
 }
@@ -442,7 +452,14 @@ flush_backlog(void)
 	out = palloc(sizeof(RedisValue) * nbacklog);
 	dlist_foreach_modify(it, &backlog)
 		release_cmd(&cmds[i++], dlist_container(HeldKey, node, it.cur));
-	redis_run(cmds, nbacklog, out);
+	if (cl_redlock_configured())
+	{
+		/* each on every server; fewer than a majority answering raises */
+		for (i = 0; i < nbacklog; i++)
+			(void) cl_redlock_release(&cmds[i]);
+	}
+	else
+		redis_run(cmds, nbacklog, out);
 	dlist_foreach_modify(it, &backlog)
 	{
 		dlist_delete(it.cur);
@@ -502,7 +519,9 @@ redis_xact_callback(XactEvent event, void *arg pg_attribute_unused())
 			break;
 		case XACT_EVENT_PRE_COMMIT:
 		case XACT_EVENT_PARALLEL_PRE_COMMIT:
-			if (nheld_keys > 0)
+			if (nheld_keys > 0 && cl_redlock_configured())
+				cl_redlock_prepare_xact_end();
+			else if (nheld_keys > 0)
 				cl_redis_prepare_xact_end();
 			break;
 		case XACT_EVENT_COMMIT:
@@ -594,8 +613,8 @@ replicas_acknowledged(const char *rkey, int rkeylen, const char *token, int toke
 	RedisCmd	cmd;
 	RedisValue	v;
 
-	if (cl_redis_min_replicas <= 0)
-		return true;
+	if (cl_redis_min_replicas <= 0 || cl_redlock_configured())
+		return true;			/* Redlock's majority is its acknowledgement */
 	snprintf(n, sizeof(n), "%d", cl_redis_min_replicas);
 	snprintf(ms, sizeof(ms), "%d", Max(1, cl_redis_command_timeout / 2));
 	memset(&cmd, 0, sizeof(cmd));
@@ -657,7 +676,18 @@ take_key(HeldKey *h, int64 ttl_ms, int64 wait_ms)
 	{
 		long		remaining;
 
-		send_set(h, &cmd, &v);
+		if (cl_redlock_configured())
+		{
+			/* a failure raises with h still pending: the end releases it everywhere */
+			RedisCmd	rel;
+
+			release_cmd(&rel, h);
+			if (cl_redlock_acquire(&cmd, &rel, ttl_ms))
+				break;
+			v.kind = RV_NIL;
+		}
+		else
+			send_set(h, &cmd, &v);
 		if (v.kind == RV_OK)
 			break;
 		if (v.kind != RV_NIL)
@@ -741,7 +771,15 @@ redis_release(const char *key, int keylen, const char *token, int tokenlen)
 
 	redis_require();
 	flush_backlog();
-	deleted = run_script(&release_script, rkey, rkeylen, token, tokenlen, 0);
+	if (cl_redlock_configured())
+	{
+		RedisCmd	rel;
+
+		script_cmd(&rel, &release_script, rkey, rkeylen, token, tokenlen, NULL);
+		deleted = cl_redlock_release(&rel);
+	}
+	else
+		deleted = run_script(&release_script, rkey, rkeylen, token, tokenlen, 0);
 
 	/* a transaction's key released by hand is no longer the transaction's */
 	h = find_held(rkey, rkeylen);
@@ -759,6 +797,14 @@ redis_release(const char *key, int keylen, const char *token, int tokenlen)
 static bool
 extend_acked(const char *rkey, int rkeylen, const char *token, int tokenlen, int64 ttl_ms)
 {
+	if (cl_redlock_configured())
+	{
+		RedisCmd	rel;
+
+		redis_script_prepare(&release_script);
+		script_cmd(&rel, &release_script, rkey, rkeylen, token, tokenlen, NULL);
+		return cl_redlock_extend(rkey, rkeylen, token, tokenlen, ttl_ms, &rel);
+	}
 	return run_script(&extend_script, rkey, rkeylen, token, tokenlen, ttl_ms) &&
 		replicas_acknowledged(rkey, rkeylen, token, tokenlen);
 }
