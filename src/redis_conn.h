@@ -1,10 +1,11 @@
 /*-------------------------------------------------------------------------
  *
  * redis_conn.h
- *	  The backend's connection to Redis (redis_conn.c, the only file that
- *	  includes hiredis).  Callers build commands as binary-safe argument
- *	  vectors and get back the few reply shapes a lock needs; anything else
- *	  Redis answers is an error.
+ *	  The backend's connection to the Redis master (redis_conn.c; the
+ *	  connection objects are redis_server.c's, the only files that include
+ *	  hiredis are redis_server.c and redis_multi.c).  Callers build
+ *	  commands as binary-safe argument vectors and get back the few reply
+ *	  shapes a lock needs; anything else Redis answers is an error.
  *
  *-------------------------------------------------------------------------
  */
@@ -139,20 +140,5 @@ extern void cl_redis_prepare_xact_end(void);
 
 /* Makes sure the script's SHA1 is known, so redis_run_quiet can use EVALSHA. */
 extern void redis_script_prepare(RedisScript *script);
-
-/*
- * For redis_server.c's contexts (void *: a redisContext, hiredis stays out
- * of this header): bounds what a reply may announce as on this file's own
- * connection; cl_redis_take_too_large() says (once) whether the bound was
- * what failed the reader.
- */
-extern void cl_redis_bound_reader(void *context);
-
-/*
- * The argument vector of cmd as sent (EVALSHA sha1 or EVAL body first for a
- * script); argv and argvlen have room for REDIS_MAX_ARGS + 2.  Returns argc.
- */
-extern int	cl_redis_cmd_argv(const RedisCmd *cmd, bool by_sha, const char **argv, size_t *argvlen);
-extern bool cl_redis_take_too_large(void);
 
 #endif							/* COUPON_LOCK_REDIS_CONN_H */

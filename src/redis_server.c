@@ -1,37 +1,41 @@
 /*-------------------------------------------------------------------------
  *
  * redis_server.c
- *	  One Redis server's connection as an object, and the exchange of the
- *	  same commands with several servers at once (Redlock's N masters).
+ *	  The connection to one Redis server as an object (ClRedisServer), and
+ *	  the one-server exchange under the object's own wait set.
  *
- * Concurrency rules.  Each backend owns its objects; nothing is shared
- * between backends.  A run sends the commands to every server and reads
- * every reply before it returns; a server that has not answered by the
- * run's one deadline, or whose exchange was cut off (an I/O error, a cancel
- * raised while waiting, a FATAL that exits mid-run: in_exchange is still
- * set), is dropped, because a half-read reply stream cannot be resumed: an
- * extra or missing reply would answer the next command.  Its next run
- * connects afresh.
+ * Every mode uses it: redis_conn.c keeps one for the master of
+ * single-server and Sentinel mode and one for the Sentinel being asked;
+ * redlock.c keeps one per Redlock master and runs them together through
+ * redis_multi.c.  Nothing is shared between backends.
  *
- * One wait for all.  Every socket is non-blocking; connecting (the
- * connect itself, AUTH and SELECT pipelined ahead of the commands),
- * writing and reading all go through one WaitEventSet holding every
- * server's socket, the process latch and postmaster death.  So the
- * servers are asked at the same time, a dead or SIGSTOPped server costs
- * the run's deadline once, and a latch wakeup runs CHECK_FOR_INTERRUPTS
- * (not in a quiet run).  Only the host name lookup (getaddrinfo) can
- * block; the first address of a name is used.
+ * Concurrency rules.  A connection is used by one call at a time, and
+ * every exchange is complete when a call returns: the commands sent, every
+ * reply read.  Anything that interrupts an exchange (a timeout, an I/O
+ * error, a query cancel or statement_timeout raised while waiting) drops
+ * the connection, because a half-read reply stream cannot be resumed and
+ * hiredis errors are sticky.  A FATAL that exits without unwinding leaves
+ * in_exchange set, and cl_server_usable() then drops the connection.
  *
- * The wait set outlives a run so that the quiet runs of the commit and
- * abort callbacks need no allocation: it is made again at the start of a
- * run that is not quiet whenever a socket was closed or opened since it
- * was made (the kernel takes a closed socket out of it by itself; a
- * dropped server's position is never touched again).
+ * How waits stay bounded and cancellable.  The socket is non-blocking and
+ * every wait goes through a WaitEventSet on the socket, the process latch
+ * and postmaster death, before one deadline per exchange: sending, every
+ * reply and the NOSCRIPT resend share it.  A latch wakeup runs
+ * CHECK_FOR_INTERRUPTS (except at transaction end, where interrupts are
+ * held anyway and nothing may raise).  Only the host name lookup
+ * (getaddrinfo) can block; use an IP address where that matters.
  *
- * Scripts.  A script whose SHA1 is known goes as EVALSHA; a server that
- * answers NOSCRIPT (restarted empty, SCRIPT FLUSH) gets EVAL for those
- * commands, on its own, within the same deadline.  What a reply may
- * announce is bounded as on the single connection (redis_conn.c).
+ * What a reply may announce is bounded before hiredis allocates anything
+ * for it: an array header of more than REPLY_MAX_ELEMENTS elements, or
+ * more than REPLY_MAX_BYTES of unread reply, is a protocol violation (a
+ * hostile "*2147483647" header would otherwise make hiredis calloc 16 GB).
+ * Bytes left over after the last reply of an exchange mean the stream is
+ * out of step: the connection is dropped, since an extra reply would
+ * answer the next command and a lock held elsewhere could look free.
+ *
+ * hiredis objects live outside palloc: the context, the replies being
+ * read and the address list being tried are in the object, and
+ * cl_server_drop() frees them all.
  *
  *-------------------------------------------------------------------------
  */
@@ -49,343 +53,188 @@
 #endif
 
 #include "miscadmin.h"
-#include "portability/instr_time.h"
 #include "storage/fd.h"
 #include "storage/latch.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
-#include "guc.h"
 #include "redis_server.h"
 
-#ifdef USE_HIREDIS
-
-#define REPLY_MAX_BYTES		(64 * 1024)
-#define MAX_PREFIX			2	/* AUTH and SELECT */
-
-typedef enum ServerPhase
+void
+cl_server_init(ClRedisServer *s, const char *host, int port)
 {
-	PH_IDLE,					/* not in this run, or finished */
-	PH_CONNECTING,				/* connect() under way */
-	PH_EXCHANGE,				/* the commands sent or being sent */
-	PH_RESEND					/* EVAL for NOSCRIPT commands */
-} ServerPhase;
-
-struct ClRedisServer
-{
-	char		host[256];
-	int			port;
-	char		name[272];
-
-	redisContext *ctx;			/* owns its socket */
-	pgsocket	fd;				/* the socket while connecting */
-	bool		fd_reserved;
-	bool		in_exchange;
-	int			wes_pos;		/* -1: not in the wait set */
-	uint32		wes_events;
-
-	/* the current run */
-	ServerPhase phase;
-	const RedisCmd *cmds;
-	int			ncmds;
-	int			nprefix;		/* AUTH/SELECT replies ahead of the commands */
-	int			nwant;
-	int			nread;
-	bool		answered;
-	bool		reply_error;
-	char		error[256];
-
-	/* room, reserved outside quiet runs */
-	redisReply **replies;
-	int		   *resend;
-	RedisValue *values;
-	int			cap;
-};
-
-static WaitEventSet *wes = NULL;
-static bool wes_stale = true;
-
-static pgsocket
-server_fd(const ClRedisServer *s)
-{
-	return s->ctx ? s->ctx->fd : s->fd;
-}
-
-static void
-free_replies(ClRedisServer *s)
-{
-	for (int i = 0; i < s->nread; i++)
-		if (s->replies[i])
-			freeReplyObject(s->replies[i]);
-	s->nread = 0;
-}
-
-static void
-drop(ClRedisServer *s)
-{
-	if (s->replies)
-		free_replies(s);
-	if (s->ctx)
-		redisFree(s->ctx);
-	else if (s->fd != PGINVALID_SOCKET)
-		close(s->fd);
-	s->ctx = NULL;
+	memset(s, 0, sizeof(*s));
+	strlcpy(s->host, host, sizeof(s->host));
+	s->port = port;
 	s->fd = PGINVALID_SOCKET;
-	if (s->fd_reserved)
-		ReleaseExternalFD();
-	s->fd_reserved = false;
-	s->in_exchange = false;
-	if (s->wes_pos >= 0)
-		wes_stale = true;
-	s->wes_pos = -1;
-	s->phase = PH_IDLE;
-}
-
-/* Records why s did not answer and drops its connection. */
-static void pg_attribute_printf(2, 3)
-fail(ClRedisServer *s, const char *fmt,...)
-{
-	va_list		ap;
-
-	va_start(ap, fmt);
-	vsnprintf(s->error, sizeof(s->error), fmt, ap);
-	va_end(ap);
-	drop(s);
+	s->set_pos = -1;
 }
 
 ClRedisServer *
 cl_server_new(const char *host, int port)
 {
-	ClRedisServer *s = MemoryContextAllocZero(TopMemoryContext, sizeof(ClRedisServer));
+	ClRedisServer *s = MemoryContextAlloc(TopMemoryContext, sizeof(ClRedisServer));
 
-	strlcpy(s->host, host, sizeof(s->host));
-	s->port = port;
-	snprintf(s->name, sizeof(s->name), "%s:%d", host, port);
-	s->fd = PGINVALID_SOCKET;
-	s->wes_pos = -1;
+	cl_server_init(s, host, port);
 	return s;
 }
 
 void
 cl_server_free(ClRedisServer *s)
 {
-	drop(s);
-	if (s->replies)
-	{
-		pfree(s->replies);
+	cl_server_drop(s);
+	if (s->held)
+		pfree(s->held);
+	if (s->resend)
 		pfree(s->resend);
+	if (s->values)
 		pfree(s->values);
-	}
 	pfree(s);
 }
 
-const char *
-cl_server_name(const ClRedisServer *s)
+ClDeadline
+cl_deadline_in(int timeout_ms, bool connecting, bool interruptible)
 {
-	return s->name;
+	ClDeadline	d;
+
+	d.at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
+	d.timeout_ms = timeout_ms;
+	d.connecting = connecting;
+	d.interruptible = interruptible;
+	return d;
 }
 
 bool
-cl_server_answered(const ClRedisServer *s)
+cl_server_fail(ClRedisServer *s, int sqlstate, const char *detail, const char *fmt,...)
 {
-	return s->answered;
-}
+	va_list		ap;
+	char		buf[sizeof(s->fail_detail)];
 
-const char *
-cl_server_error(const ClRedisServer *s)
-{
-	return s->error;
-}
-
-const RedisValue *
-cl_server_value(const ClRedisServer *s, int i)
-{
-	Assert(s->answered && i < s->ncmds);
-	return &s->values[i];
+	strlcpy(buf, detail ? detail : "", sizeof(buf));	/* detail may be s's own text */
+	s->fail_code = sqlstate;
+	va_start(ap, fmt);
+	vsnprintf(s->fail_msg, sizeof(s->fail_msg), fmt, ap);
+	va_end(ap);
+	strlcpy(s->fail_detail, buf, sizeof(s->fail_detail));
+	return false;
 }
 
 void
-cl_servers_reserve(ClRedisServer **s, int n, int ncmds)
+cl_server_reserve(ClRedisServer *s, int n)
 {
-	for (int k = 0; k < n; k++)
+	if (n > s->held_cap)
 	{
-		ClRedisServer *sv = s[k];
-		int			cap = ncmds + MAX_PREFIX;
+		int			cap = Max(n, Max(16, s->held_cap * 2));
 
-		if (sv->cap >= cap)
-			continue;
-		cap = Max(cap, Max(16, sv->cap * 2));
-		if (sv->replies)
-		{
-			pfree(sv->replies);
-			pfree(sv->resend);
-			pfree(sv->values);
-		}
-		sv->replies = MemoryContextAllocZero(TopMemoryContext, sizeof(redisReply *) * cap);
-		sv->resend = MemoryContextAlloc(TopMemoryContext, sizeof(int) * cap);
-		sv->values = MemoryContextAlloc(TopMemoryContext, sizeof(RedisValue) * cap);
-		sv->cap = cap;
+		s->held = s->held ? repalloc(s->held, sizeof(struct redisReply *) * cap)
+			: MemoryContextAlloc(TopMemoryContext, sizeof(struct redisReply *) * cap);
+		s->held_cap = cap;
 	}
 }
 
-int
-cl_servers_connected(ClRedisServer **s, int n)
-{
-	int			c = 0;
+#ifdef USE_HIREDIS
 
-	for (int k = 0; k < n; k++)
-		c += s[k]->ctx != NULL;
-	return c;
+/* Bounds on what one reply may announce (see the header comment). */
+#define REPLY_MAX_ELEMENTS	64
+#define REPLY_MAX_BYTES		(64 * 1024)
+
+/* The reader refused an array header (hiredis reports it as OOM). */
+static bool reply_too_large = false;
+
+/* hiredis's reply functions with createArray bounded. */
+static redisReplyObjectFunctions bounded_functions;
+static void *(*hiredis_create_array) (const redisReadTask *task, int elements);
+
+void
+cl_server_free_replies(ClRedisServer *s)
+{
+	for (int i = 0; i < s->nheld; i++)
+		if (s->held[i])
+			freeReplyObject(s->held[i]);
+	s->nheld = 0;
 }
 
-/* ---- building the pipeline ---- */
+void
+cl_server_drop(ClRedisServer *s)
+{
+	cl_server_free_replies(s);
+	if (s->wes)
+		FreeWaitEventSet(s->wes);
+	s->wes = NULL;
+	if (s->pending_ai)
+		freeaddrinfo(s->pending_ai);
+	s->pending_ai = NULL;
+	if (s->fd != PGINVALID_SOCKET)
+		close(s->fd);
+	s->fd = PGINVALID_SOCKET;
+	if (s->ctx)
+		redisFree(s->ctx);		/* closes its socket */
+	s->ctx = NULL;
+	if (s->fd_reserved)
+		ReleaseExternalFD();
+	s->fd_reserved = false;
+	s->in_exchange = false;
+	s->set_pos = -1;
+}
+
+bool
+cl_server_fail_io(ClRedisServer *s, int sqlstate, const char *detail, const char *what)
+{
+	char		buf[256];
+
+	strlcpy(buf, detail ? detail : "", sizeof(buf));	/* detail may be ctx->errstr */
+	cl_server_drop(s);
+	return cl_server_fail(s, sqlstate, buf, "%s Redis at \"%s:%d\"", what, s->host, s->port);
+}
 
 static bool
-append_argv(ClRedisServer *s, int argc, const char **argv, const size_t *argvlen)
+fail_timeout(ClRedisServer *s, int timeout_ms, bool connecting)
 {
-	if (redisAppendCommandArgv(s->ctx, argc, argv, argvlen) != REDIS_OK)
-	{
-		fail(s, "could not queue a command: %s", s->ctx->errstr);
-		return false;
-	}
-	return true;
+	char		detail[128];
+
+	snprintf(detail, sizeof(detail), "No answer within %d ms.", timeout_ms);
+	return cl_server_fail_io(s, connecting ? ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION :
+							 ERRCODE_CONNECTION_FAILURE, detail,
+							 connecting ? "could not connect to" : "lost connection to");
 }
 
-static bool
-append_cmd(ClRedisServer *s, const RedisCmd *cmd, bool by_sha)
+/* createArray of hiredis, refusing more elements than a lock reply has. */
+static void *
+bounded_create_array(const redisReadTask *task, int elements)
 {
-	const char *argv[REDIS_MAX_ARGS + 2];
-	size_t		argvlen[REDIS_MAX_ARGS + 2];
-	int			argc = cl_redis_cmd_argv(cmd, by_sha, argv, argvlen);
-
-	return append_argv(s, argc, argv, argvlen);
+	if (elements > REPLY_MAX_ELEMENTS)
+	{
+		reply_too_large = true;
+		return NULL;			/* hiredis then fails the reader */
+	}
+	return hiredis_create_array(task, elements);
 }
 
-/* On a connection just made: AUTH and SELECT, then the commands. */
-static bool
-append_all(ClRedisServer *s, bool fresh)
+void
+cl_server_bound_reader(ClRedisServer *s)
 {
-	s->nprefix = 0;
-	if (fresh && cl_redis_password[0])
+	if (hiredis_create_array == NULL)
 	{
-		const char *argv[] = {"AUTH", cl_redis_password};
-		size_t		len[] = {4, strlen(cl_redis_password)};
-
-		if (!append_argv(s, 2, argv, len))
-			return false;
-		s->nprefix++;
+		bounded_functions = *s->ctx->reader->fn;
+		hiredis_create_array = bounded_functions.createArray;
+		bounded_functions.createArray = bounded_create_array;
 	}
-	if (fresh && cl_redis_db != 0)
-	{
-		char		db[16];
-		const char *argv[] = {"SELECT", db};
-		size_t		len[2];
-
-		snprintf(db, sizeof(db), "%d", cl_redis_db);
-		len[0] = 6;
-		len[1] = strlen(db);
-		if (!append_argv(s, 2, argv, len))
-			return false;
-		s->nprefix++;
-	}
-	for (int i = 0; i < s->ncmds; i++)
-		if (!append_cmd(s, &s->cmds[i], s->cmds[i].script && s->cmds[i].script->sha1[0]))
-			return false;
-	s->nwant = s->nprefix + s->ncmds;
-	s->nread = 0;
-	s->phase = PH_EXCHANGE;
-	s->in_exchange = true;
-	if (s->nwant == 0)
-	{
-		/* only connecting (cl_redlock_prepare_xact_end): nothing to read */
-		s->phase = PH_IDLE;
-		s->in_exchange = false;
-		s->answered = true;
-	}
-	return true;
+	s->ctx->reader->fn = &bounded_functions;
 }
 
-/* ---- connecting ---- */
-
-/* Starts a non-blocking connect; false (s failed) when it cannot start. */
-static bool
-start_connect(ClRedisServer *s)
+bool
+cl_server_take_too_large(void)
 {
-	struct addrinfo hints;
-	struct addrinfo *ai = NULL;
-	char		port[16];
-	int			one = 1;
-	int			rc;
+	bool		was = reply_too_large;
 
-	if (!AcquireExternalFD())
-	{
-		fail(s, "there are too many open files on the local server");
-		return false;
-	}
-	s->fd_reserved = true;
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_protocol = IPPROTO_TCP;
-	snprintf(port, sizeof(port), "%d", s->port);
-	rc = getaddrinfo(s->host, port, &hints, &ai);
-	if (rc != 0)
-	{
-		fail(s, "could not resolve its address: %s", gai_strerror(rc));
-		return false;
-	}
-	s->fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
-	if (s->fd == PGINVALID_SOCKET || !pg_set_noblock(s->fd) ||
-		setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 ||
-		(connect(s->fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS))
-	{
-		int			err = errno;
-
-		freeaddrinfo(ai);
-		fail(s, "could not connect: %s", strerror(err));
-		return false;
-	}
-	freeaddrinfo(ai);
-	wes_stale = true;			/* a new socket: the wait set is made again */
-	s->phase = PH_CONNECTING;
-	s->in_exchange = true;
-	return true;
+	reply_too_large = false;
+	return was;
 }
 
-/* The connect finished: make the hiredis context and queue everything. */
-static void
-finish_connect(ClRedisServer *s)
-{
-	int			soerr = 0;
-	socklen_t	len = sizeof(soerr);
-
-	if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
-		soerr = errno;
-	if (soerr != 0)
-	{
-		fail(s, "could not connect: %s", strerror(soerr));
-		return;
-	}
-	s->ctx = redisConnectFd(s->fd);
-	if (s->ctx == NULL)
-	{
-		fail(s, "out of memory");
-		return;
-	}
-	s->fd = PGINVALID_SOCKET;	/* the context owns it now */
-	s->ctx->flags &= ~REDIS_BLOCK;
-	cl_redis_bound_reader(s->ctx);
-	if (s->ctx->err || redisEnableKeepAlive(s->ctx) != REDIS_OK)
-	{
-		fail(s, "could not connect: %s", s->ctx->errstr);
-		return;
-	}
-	(void) append_all(s, true);
-}
-
-/* False when the server closed the connection (restart, idle timeout). */
-static bool
-socket_alive(const ClRedisServer *s)
+/* False when Redis closed the connection (restart, idle timeout) or it broke. */
+bool
+cl_server_socket_alive(const ClRedisServer *s)
 {
 	char		c;
 	ssize_t		rc = recv(s->ctx->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
@@ -393,367 +242,467 @@ socket_alive(const ClRedisServer *s)
 	return rc < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
 }
 
-/* ---- replies ---- */
+bool
+cl_server_usable(ClRedisServer *s)
+{
+	if (s->ctx != NULL && (s->in_exchange || !cl_server_socket_alive(s)))
+		cl_server_drop(s);
+	return s->ctx != NULL;
+}
+
+/* ---- waiting on the socket ---- */
+
+static void
+make_wait_set(ClRedisServer *s, pgsocket fd, uint32 events)
+{
+	s->wes = CreateWaitEventSet(TopMemoryContext, 3);
+	AddWaitEventToSet(s->wes, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	if (IsUnderPostmaster)		/* a single-user backend has no postmaster to watch */
+		AddWaitEventToSet(s->wes, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	s->wes_pos = AddWaitEventToSet(s->wes, events, fd, NULL, NULL);
+	s->wes_events = events;
+}
+
+/*
+ * Waits until the socket is ready for events (WL_SOCKET_READABLE or
+ * WL_SOCKET_WRITEABLE) or until deadline; false when the deadline passed.
+ * With interruptible, a latch wakeup runs CHECK_FOR_INTERRUPTS, which may
+ * raise: the caller's PG_CATCH drops the connection.
+ */
+static bool
+wait_socket(ClRedisServer *s, uint32 events, TimestampTz deadline, bool interruptible)
+{
+	WaitEvent	ev;
+
+	if (s->wes_events != events)
+	{
+		ModifyWaitEvent(s->wes, s->wes_pos, events, NULL);
+		s->wes_events = events;
+	}
+	for (;;)
+	{
+		long		ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+
+		if (ms <= 0)
+			return false;
+		if (WaitEventSetWait(s->wes, ms, &ev, 1, PG_WAIT_EXTENSION) == 0)
+			continue;
+		if (ev.events & WL_LATCH_SET)
+		{
+			ResetLatch(MyLatch);
+			if (interruptible)
+				CHECK_FOR_INTERRUPTS();
+			continue;
+		}
+		if (ev.events & events)
+			return true;
+	}
+}
+
+/* ---- sending and receiving ---- */
+
+bool
+cl_server_append(ClRedisServer *s, const RedisCmd *cmd, bool by_sha)
+{
+	const char *argv[REDIS_MAX_ARGS + 2];
+	size_t		argvlen[REDIS_MAX_ARGS + 2];
+	int			argc = 0;
+
+	Assert(cmd->argc <= REDIS_MAX_ARGS);
+	if (cmd->script)
+	{
+		argv[0] = by_sha ? "EVALSHA" : "EVAL";
+		argv[1] = by_sha ? cmd->script->sha1 : cmd->script->body;
+		argvlen[0] = strlen(argv[0]);
+		argvlen[1] = strlen(argv[1]);
+		argc = 2;
+	}
+	for (int i = 0; i < cmd->argc; i++, argc++)
+	{
+		argv[argc] = cmd->argv[i];
+		argvlen[argc] = cmd->argvlen[i];
+	}
+	if (redisAppendCommandArgv(s->ctx, argc, argv, argvlen) != REDIS_OK)
+		return cl_server_fail_io(s, ERRCODE_CONNECTION_FAILURE, s->ctx->errstr,
+								 "could not send a command to");
+	return true;
+}
 
 static bool
-is_noscript(const redisReply *r)
-{
-	return r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0;
-}
-
-static void
-to_value(ClRedisServer *s, const redisReply *r, RedisValue *v)
-{
-	v->kind = RV_NIL;
-	v->integer = 0;
-	if (r->type == REDIS_REPLY_INTEGER)
-	{
-		v->kind = RV_INTEGER;
-		v->integer = r->integer;
-	}
-	else if (r->type == REDIS_REPLY_STATUS && r->len == 2 && memcmp(r->str, "OK", 2) == 0)
-		v->kind = RV_OK;
-	else if (r->type != REDIS_REPLY_NIL && !s->reply_error)
-	{
-		s->reply_error = true;
-		snprintf(s->error, sizeof(s->error), "it answered %s",
-				 r->type == REDIS_REPLY_ERROR ? r->str : "with a reply of an unexpected type");
-	}
-}
-
-static void
-finish(ClRedisServer *s)
-{
-	free_replies(s);
-	s->phase = PH_IDLE;
-	if (s->ctx->reader->len > s->ctx->reader->pos)
-	{
-		fail(s, "it sent more replies than commands were sent");
-		return;
-	}
-	s->in_exchange = false;
-	s->answered = !s->reply_error;
-}
-
-/* Every reply of the round is in: check, convert, resend NOSCRIPTs. */
-static void
-round_complete(ClRedisServer *s)
-{
-	int			nresend = 0;
-
-	if (s->phase == PH_RESEND)
-	{
-		for (int j = 0; j < s->nread; j++)
-			to_value(s, s->replies[j], &s->values[s->resend[j]]);
-		finish(s);
-		return;
-	}
-	for (int i = 0; i < s->nprefix; i++)
-	{
-		redisReply *r = s->replies[i];
-
-		if (!(r->type == REDIS_REPLY_STATUS && r->len == 2 && memcmp(r->str, "OK", 2) == 0))
-		{
-			char		word[32];
-
-			/* only the first word: nothing about the password is shown */
-			strlcpy(word, r->type == REDIS_REPLY_ERROR ? r->str : "an unexpected reply", sizeof(word));
-			word[strcspn(word, " ")] = '\0';
-			fail(s, "it answered %s with %s", i == 0 && cl_redis_password[0] ? "AUTH" : "SELECT", word);
-			return;
-		}
-	}
-	for (int i = 0; i < s->ncmds; i++)
-	{
-		redisReply *r = s->replies[s->nprefix + i];
-
-		if (s->cmds[i].script && is_noscript(r))
-			s->resend[nresend++] = i;
-		else
-			to_value(s, r, &s->values[i]);
-	}
-	if (nresend == 0)
-	{
-		finish(s);
-		return;
-	}
-	free_replies(s);
-	for (int j = 0; j < nresend; j++)
-		if (!append_cmd(s, &s->cmds[s->resend[j]], false))
-			return;
-	s->phase = PH_RESEND;
-	s->nwant = nresend;
-	s->nread = 0;
-}
-
-/* The socket is ready: write what is queued, read what arrived. */
-static void
-step(ClRedisServer *s, uint32 events)
+flush(ClRedisServer *s, const ClDeadline *d)
 {
 	int			done = 0;
 
-	if (s->phase == PH_CONNECTING)
+	for (;;)
 	{
-		finish_connect(s);
-		if (s->phase != PH_EXCHANGE)
-			return;
-		events = WL_SOCKET_WRITEABLE;
-	}
-	if (sdslen(s->ctx->obuf) > 0 && redisBufferWrite(s->ctx, &done) != REDIS_OK)
-	{
-		fail(s, "could not send: %s", s->ctx->errstr);
-		return;
-	}
-	if (!(events & WL_SOCKET_READABLE))
-		return;
-	if (redisBufferRead(s->ctx) != REDIS_OK)
-	{
-		fail(s, "lost the connection: %s", s->ctx->errstr);
-		return;
-	}
-	while (s->nread < s->nwant)
-	{
-		void	   *reply = NULL;
+		size_t		before = sdslen(s->ctx->obuf);
 
-		if (redisGetReplyFromReader(s->ctx, &reply) != REDIS_OK)
-		{
-			fail(s, "could not read a reply: %s", cl_redis_take_too_large() ?
-				 "it announced more elements than a lock command returns" : s->ctx->errstr);
-			return;
-		}
-		if (reply == NULL)
-		{
-			if (s->ctx->reader->len - s->ctx->reader->pos > REPLY_MAX_BYTES)
-				fail(s, "a reply is longer than any reply to a lock command");
-			return;
-		}
-		s->replies[s->nread++] = reply;
+		if (redisBufferWrite(s->ctx, &done) != REDIS_OK)
+			return cl_server_fail_io(s, ERRCODE_CONNECTION_FAILURE, s->ctx->errstr,
+									 "could not send a command to");
+		if (done || sdslen(s->ctx->obuf) < before)
+			s->exchange_sent = true;
+		if (done)
+			return true;
+		if (!wait_socket(s, WL_SOCKET_WRITEABLE, d->at, d->interruptible))
+			return fail_timeout(s, d->timeout_ms, d->connecting);
 	}
-	round_complete(s);
 }
 
-/* ---- the run ---- */
-
+/* Reads the next reply into held[nheld++]. */
 static bool
-active(const ClRedisServer *s)
+read_reply(ClRedisServer *s, const ClDeadline *d)
 {
-	return s->phase != PH_IDLE;
-}
-
-static void
-make_wait_set(ClRedisServer **s, int n)
-{
-	if (wes)
-		FreeWaitEventSet(wes);
-	wes = CreateWaitEventSet(TopMemoryContext, n + 2);
-	AddWaitEventToSet(wes, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
-	if (IsUnderPostmaster)
-		AddWaitEventToSet(wes, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
-	for (int k = 0; k < n; k++)
-	{
-		s[k]->wes_pos = -1;
-		if (server_fd(s[k]) == PGINVALID_SOCKET)
-			continue;
-		s[k]->wes_events = WL_SOCKET_WRITEABLE;
-		s[k]->wes_pos = AddWaitEventToSet(wes, WL_SOCKET_WRITEABLE, server_fd(s[k]), NULL, s[k]);
-	}
-	wes_stale = false;
-}
-
-/* What s waits for: to write while bytes are queued (or connecting), else to read. */
-static void
-set_events(ClRedisServer *s)
-{
-	uint32		events = WL_SOCKET_READABLE;
-
-	if (s->phase == PH_CONNECTING || sdslen(s->ctx->obuf) > 0)
-		events = WL_SOCKET_WRITEABLE;
-	if (events != s->wes_events)
-	{
-		ModifyWaitEvent(wes, s->wes_pos, events, NULL);
-		s->wes_events = events;
-	}
-}
-
-static int
-run(ClRedisServer **s, int n, const RedisCmd *cmds, int ncmds, int timeout_ms, bool quiet)
-{
-	instr_time	start;
-	WaitEvent	evs[16];
-	int			answered = 0;
-
-	INSTR_TIME_SET_CURRENT(start);
-	for (int k = 0; k < n; k++)
-	{
-		ClRedisServer *sv = s[k];
-
-		sv->cmds = cmds;
-		sv->ncmds = ncmds;
-		sv->answered = false;
-		sv->reply_error = false;
-		sv->error[0] = '\0';
-		sv->phase = PH_IDLE;
-		if (sv->ctx != NULL && (sv->in_exchange || !socket_alive(sv)))
-			fail(sv, "the connection was closed");
-		if (sv->ctx != NULL && sv->wes_pos >= 0)
-			(void) append_all(sv, false);
-		else if (quiet)
-			fail(sv, "no connection before the transaction ended");
-		else
-		{
-			if (sv->ctx != NULL)
-				drop(sv);
-			(void) start_connect(sv);
-		}
-	}
-	if (!quiet && wes_stale)
-		make_wait_set(s, n);
+	void	   *reply = NULL;
 
 	for (;;)
 	{
-		instr_time	now;
-		long		left;
-		int			nev;
-		bool		any = false;
-
-		for (int k = 0; k < n; k++)
-			if (active(s[k]))
-			{
-				any = true;
-				set_events(s[k]);
-			}
-		if (!any)
-			break;
-		INSTR_TIME_SET_CURRENT(now);
-		INSTR_TIME_SUBTRACT(now, start);
-		left = timeout_ms - (long) INSTR_TIME_GET_MILLISEC(now);
-		if (left <= 0)
-			break;
-		nev = WaitEventSetWait(wes, left, evs, lengthof(evs), PG_WAIT_EXTENSION);
-		for (int e = 0; e < nev; e++)
+		reply_too_large = false;
+		if (redisGetReplyFromReader(s->ctx, &reply) != REDIS_OK)
+			return cl_server_fail_io(s, ERRCODE_PROTOCOL_VIOLATION,
+									 reply_too_large ? "A reply announced more elements than a lock command returns." : s->ctx->errstr,
+									 "could not read the reply of");
+		if (reply)
 		{
-			ClRedisServer *sv = evs[e].user_data;
+			s->held[s->nheld++] = reply;
+			return true;
+		}
+		if (s->ctx->reader->len - s->ctx->reader->pos > REPLY_MAX_BYTES)
+			return cl_server_fail_io(s, ERRCODE_PROTOCOL_VIOLATION,
+									 "A reply is longer than any reply to a lock command.",
+									 "could not read the reply of");
+		if (!wait_socket(s, WL_SOCKET_READABLE, d->at, d->interruptible))
+			return fail_timeout(s, d->timeout_ms, d->connecting);
+		if (redisBufferRead(s->ctx) != REDIS_OK)
+			return cl_server_fail_io(s, ERRCODE_CONNECTION_FAILURE, s->ctx->errstr, "lost connection to");
+	}
+}
 
-			if (evs[e].events & WL_LATCH_SET)
-			{
-				ResetLatch(MyLatch);
-				if (!quiet)
-					CHECK_FOR_INTERRUPTS();
-				continue;
-			}
-			if (sv == NULL || sv->wes_pos != evs[e].pos)
-				continue;
-			if (!active(sv))
-				drop(sv);		/* a finished server's socket woke: closed */
-			else
-				step(sv, evs[e].events);
+bool
+cl_server_is_noscript(const ClRedisServer *s, int i)
+{
+	const redisReply *r = s->held[i];
+
+	return r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0;
+}
+
+/*
+ * Script commands whose SHA1 is known go as EVALSHA; those that come back
+ * NOSCRIPT are sent again as EVAL (which also caches the script).
+ */
+bool
+cl_server_exchange(ClRedisServer *s, const RedisCmd *cmds, int n, const ClDeadline *d)
+{
+	int			nretry = 0;
+
+	Assert(s->held_cap >= n + 1);	/* a resent reply is read into held[n] first */
+	s->in_exchange = true;
+	s->exchange_sent = false;
+	for (int i = 0; i < n; i++)
+		if (!cl_server_append(s, &cmds[i], cmds[i].script && cmds[i].script->sha1[0]))
+			return false;
+	if (!flush(s, d))
+		return false;
+	for (int i = 0; i < n; i++)
+		if (!read_reply(s, d))
+			return false;
+
+	for (int i = 0; i < n; i++)
+	{
+		if (cmds[i].script && cl_server_is_noscript(s, i))
+		{
+			freeReplyObject(s->held[i]);
+			s->held[i] = NULL;
+			if (!cl_server_append(s, &cmds[i], false))
+				return false;
+			nretry++;
 		}
 	}
-	for (int k = 0; k < n; k++)
+	if (nretry > 0)
 	{
-		if (active(s[k]))
-			fail(s[k], "no answer within %d ms", timeout_ms);
-		answered += s[k]->answered;
+		if (!flush(s, d))
+			return false;
+		for (int i = 0; i < n; i++)
+		{
+			if (s->held[i] == NULL)
+			{
+				/* read_reply appends at nheld: read into the end, then move */
+				if (!read_reply(s, d))
+					return false;
+				s->held[i] = s->held[--s->nheld];
+			}
+		}
 	}
-	return answered;
+	if (s->ctx->reader->len > s->ctx->reader->pos)
+		return cl_server_fail_io(s, ERRCODE_PROTOCOL_VIOLATION,
+								 "Redis sent more replies than commands were sent.",
+								 "lost step with");
+	s->in_exchange = false;
+	return true;
+}
+
+bool
+cl_server_reply_value(ClRedisServer *s, int i, RedisValue *out)
+{
+	const redisReply *r = s->held[i];
+
+	switch (r->type)
+	{
+		case REDIS_REPLY_NIL:
+			out->kind = RV_NIL;
+			return true;
+		case REDIS_REPLY_INTEGER:
+			out->kind = RV_INTEGER;
+			out->integer = r->integer;
+			return true;
+		case REDIS_REPLY_STATUS:
+			if (r->len == 2 && memcmp(r->str, "OK", 2) == 0)
+			{
+				out->kind = RV_OK;
+				return true;
+			}
+			break;
+		case REDIS_REPLY_ERROR:
+			if (strncmp(r->str, "READONLY", 8) == 0)
+				s->readonly_seen = true;
+			return cl_server_fail(s, ERRCODE_EXTERNAL_ROUTINE_EXCEPTION, r->str,
+								  "Redis at \"%s:%d\" returned an error", s->host, s->port);
+	}
+	return cl_server_fail(s, ERRCODE_PROTOCOL_VIOLATION, NULL,
+						  "unexpected reply of type %d from Redis at \"%s:%d\"",
+						  r->type, s->host, s->port);
+}
+
+bool
+cl_server_reply_words(ClRedisServer *s, int i, RedisWords *w)
+{
+	const redisReply *r = s->held[i];
+	const redisReply *const *elems = &r;
+	size_t		n = 1;
+
+	w->n = 0;
+	if (r->type == REDIS_REPLY_NIL)
+		return true;
+	if (r->type == REDIS_REPLY_ERROR)
+		return cl_server_fail(s, ERRCODE_EXTERNAL_ROUTINE_EXCEPTION, r->str,
+							  "Redis at \"%s:%d\" returned an error", s->host, s->port);
+	if (r->type == REDIS_REPLY_ARRAY)
+	{
+		elems = (const redisReply *const *) r->element;
+		n = r->elements;
+	}
+	for (size_t k = 0; k < n && w->n < REDIS_MAX_WORDS; k++)
+	{
+		const redisReply *e = elems[k];
+
+		if (e->type == REDIS_REPLY_STRING || e->type == REDIS_REPLY_STATUS)
+			strlcpy(w->word[w->n++], e->str, sizeof(w->word[0]));
+		else if (e->type == REDIS_REPLY_INTEGER)
+			snprintf(w->word[w->n++], sizeof(w->word[0]), "%lld", e->integer);
+		else
+			break;
+	}
+	return true;
+}
+
+/* ---- connecting ---- */
+
+/* Connects the socket to one address within the deadline. */
+static bool
+connect_one(ClRedisServer *s, struct addrinfo *ai, TimestampTz deadline, bool interruptible, int *err)
+{
+	int			one = 1;
+	int			soerr = 0;
+	socklen_t	len = sizeof(soerr);
+
+	s->fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
+	if (s->fd == PGINVALID_SOCKET)
+	{
+		*err = errno;
+		return false;
+	}
+	if (!pg_set_noblock(s->fd) ||
+		setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
+	{
+		*err = errno;
+		return false;
+	}
+	if (connect(s->fd, ai->ai_addr, ai->ai_addrlen) == 0)
+		return true;
+	if (errno != EINPROGRESS)
+	{
+		*err = errno;
+		return false;
+	}
+	make_wait_set(s, s->fd, WL_SOCKET_WRITEABLE);
+	if (!wait_socket(s, WL_SOCKET_WRITEABLE, deadline, interruptible))
+	{
+		*err = ETIMEDOUT;
+		return false;
+	}
+	if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
+		soerr = errno;
+	*err = soerr;
+	return soerr == 0;
 }
 
 int
-cl_servers_run(ClRedisServer **s, int n, const RedisCmd *cmds, int ncmds, int timeout_ms,
-			   bool quiet)
+cl_server_lookup(const ClRedisServer *s, struct addrinfo **ai)
 {
-	volatile int answered = 0;
+	struct addrinfo hints;
+	char		port[16];
 
-	for (int k = 0; k < n; k++)
-		if (s[k]->cap < ncmds + MAX_PREFIX)
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_protocol = IPPROTO_TCP;
+	snprintf(port, sizeof(port), "%d", s->port);
+	return getaddrinfo(s->host, port, &hints, ai);
+}
+
+/* Opens a TCP connection to the first address that answers in time. */
+static bool
+open_socket(ClRedisServer *s, const ClDeadline *d)
+{
+	int			rc;
+	int			err = 0;
+
+	if (!AcquireExternalFD())
+		return cl_server_fail(s, ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION,
+							  "There are too many open files on the local server.",
+							  "could not connect to Redis at \"%s:%d\"", s->host, s->port);
+	s->fd_reserved = true;
+
+	rc = cl_server_lookup(s, &s->pending_ai);
+	if (rc != 0)
+	{
+		s->pending_ai = NULL;
+		return cl_server_fail_io(s, ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION,
+								 gai_strerror(rc), "could not resolve the address of");
+	}
+
+	for (struct addrinfo *ai = s->pending_ai; ai; ai = ai->ai_next)
+	{
+		if (connect_one(s, ai, d->at, d->interruptible, &err))
 		{
-			if (quiet)
-				return 0;
-			cl_servers_reserve(s, n, ncmds);
+			freeaddrinfo(s->pending_ai);
+			s->pending_ai = NULL;
+			return true;
 		}
-	if (quiet)
-		return run(s, n, cmds, ncmds, timeout_ms, true);
+		if (s->wes)
+			FreeWaitEventSet(s->wes);
+		s->wes = NULL;
+		if (s->fd != PGINVALID_SOCKET)
+			close(s->fd);
+		s->fd = PGINVALID_SOCKET;
+		if (err == ETIMEDOUT)
+			break;				/* the deadline is spent */
+	}
+	if (err == ETIMEDOUT)
+		return fail_timeout(s, d->timeout_ms, true);
+	return cl_server_fail_io(s, ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION,
+							 strerror(err), "could not connect to");
+}
 
-	PG_TRY();
+/* Makes ctx on the connected socket s->fd. */
+static bool
+attach_context(ClRedisServer *s)
+{
+	s->ctx = redisConnectFd(s->fd);
+	if (s->ctx == NULL)
+		return cl_server_fail_io(s, ERRCODE_OUT_OF_MEMORY, NULL, "could not connect to");
+	s->fd = PGINVALID_SOCKET;	/* ctx owns it now */
+	s->ctx->flags &= ~REDIS_BLOCK;	/* the socket is non-blocking: EAGAIN is no error */
+	cl_server_bound_reader(s);
+	if (s->ctx->err || redisEnableKeepAlive(s->ctx) != REDIS_OK)
+		return cl_server_fail_io(s, ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION, s->ctx->errstr,
+								 "could not connect to");
+	if (s->wes == NULL)
+		make_wait_set(s, s->ctx->fd, WL_SOCKET_READABLE);
+	return true;
+}
+
+bool
+cl_server_open(ClRedisServer *s, const ClDeadline *d)
+{
+	return open_socket(s, d) && attach_context(s);
+}
+
+bool
+cl_server_auth_select(ClRedisServer *s, const char *password, int db, const ClDeadline *d)
+{
+	RedisCmd	cmds[2];
+	int			n = 0;
+	char		dbs[16];
+	int			auth = -1;
+
+	memset(cmds, 0, sizeof(cmds));
+	if (password[0])
 	{
-		answered = run(s, n, cmds, ncmds, timeout_ms, false);
+		auth = n;
+		cmds[n].argc = 2;
+		cmds[n].argv[0] = "AUTH";
+		cmds[n].argv[1] = password;
+		n++;
 	}
-	PG_CATCH();
+	if (db != 0)
 	{
-		for (int k = 0; k < n; k++)
-			if (s[k]->in_exchange)
-				drop(s[k]);
-		PG_RE_THROW();
+		snprintf(dbs, sizeof(dbs), "%d", db);
+		cmds[n].argc = 2;
+		cmds[n].argv[0] = "SELECT";
+		cmds[n].argv[1] = dbs;
+		n++;
 	}
-	PG_END_TRY();
-	return answered;
+	for (int i = 0; i < n; i++)
+		cmds[i].argvlen[0] = strlen(cmds[i].argv[0]), cmds[i].argvlen[1] = strlen(cmds[i].argv[1]);
+	if (n == 0)
+		return true;
+
+	cl_server_reserve(s, n + 1);
+	if (!cl_server_exchange(s, cmds, n, d))
+		return false;
+	for (int i = 0; i < n; i++)
+	{
+		redisReply *r = s->held[i];
+
+		if (r->type == REDIS_REPLY_STATUS && r->len == 2 && memcmp(r->str, "OK", 2) == 0)
+			continue;
+		if (i == auth)
+		{
+			/*
+			 * Only the error's first word (WRONGPASS, NOAUTH, ERR): the rest
+			 * is Redis's text, and nothing about the password may be shown.
+			 */
+			char		word[32];
+			char		detail[64];
+
+			strlcpy(word, r->type == REDIS_REPLY_ERROR ? r->str : "an unexpected reply", sizeof(word));
+			word[strcspn(word, " ")] = '\0';
+			snprintf(detail, sizeof(detail), "Redis answered AUTH with %s.", word);
+			return cl_server_fail_io(s, ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION, detail,
+									 "could not authenticate to");
+		}
+		return cl_server_fail_io(s, ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION,
+								 r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply",
+								 "could not select the database on");
+	}
+	cl_server_free_replies(s);
+	return true;
 }
 
 #else							/* !USE_HIREDIS */
 
-/* Built without hiredis, redis_require() raises before anything gets here. */
-struct ClRedisServer
+/* Built without hiredis nothing connects: redis_require() raises first. */
+void
+cl_server_free_replies(ClRedisServer *s)
 {
-	char		name[272];
-};
-
-ClRedisServer *
-cl_server_new(const char *host, int port)
-{
-	ClRedisServer *s = MemoryContextAllocZero(TopMemoryContext, sizeof(ClRedisServer));
-
-	snprintf(s->name, sizeof(s->name), "%s:%d", host, port);
-	return s;
+	s->nheld = 0;
 }
 
 void
-cl_server_free(ClRedisServer *s)
+cl_server_drop(ClRedisServer *s)
 {
-	pfree(s);
-}
-
-const char *
-cl_server_name(const ClRedisServer *s)
-{
-	return s->name;
-}
-
-bool
-cl_server_answered(const ClRedisServer *s pg_attribute_unused())
-{
-	return false;
-}
-
-const char *
-cl_server_error(const ClRedisServer *s pg_attribute_unused())
-{
-	return "coupon_lock was built without Redis support";
-}
-
-const RedisValue *
-cl_server_value(const ClRedisServer *s pg_attribute_unused(), int i pg_attribute_unused())
-{
-	return NULL;
-}
-
-void
-cl_servers_reserve(ClRedisServer **s pg_attribute_unused(), int n pg_attribute_unused(),
-				   int ncmds pg_attribute_unused())
-{
-}
-
-int
-cl_servers_run(ClRedisServer **s pg_attribute_unused(), int n pg_attribute_unused(),
-			   const RedisCmd *cmds pg_attribute_unused(), int ncmds pg_attribute_unused(),
-			   int timeout_ms pg_attribute_unused(), bool quiet pg_attribute_unused())
-{
-	return 0;
-}
-
-int
-cl_servers_connected(ClRedisServer **s pg_attribute_unused(), int n pg_attribute_unused())
-{
-	return 0;
+	s->in_exchange = false;
 }
 
 #endif							/* USE_HIREDIS */

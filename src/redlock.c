@@ -57,7 +57,7 @@
 #include "coupon_lock.h"
 #include "guc.h"
 #include "redis_conn.h"
-#include "redis_server.h"
+#include "redis_multi.h"
 #include "redlock.h"
 #include "stats.h"
 
