@@ -35,6 +35,7 @@ char	   *cl_redis_sentinels = NULL;
 char	   *cl_redis_sentinel_master = NULL;
 int			cl_redis_min_replicas = 0;
 char	   *cl_redlock_servers = NULL;
+char	   *cl_redis_sentinel_password = NULL;
 
 /* coupon_lock.redlock_servers: an odd number, at least 3, of host:port */
 static bool
@@ -129,6 +130,12 @@ define_redis_settings(void)
 							   NULL,
 							   &cl_redis_sentinel_master, "mymaster",
 							   PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("coupon_lock.redis_sentinel_password",
+							   "Sets the password sent with AUTH to each Sentinel before it is asked.",
+							   "For Sentinels with a requirepass of their own.  Empty sends no AUTH to Sentinels.",
+							   &cl_redis_sentinel_password, "",
+							   PGC_SUSET, GUC_SUPERUSER_ONLY | GUC_NOT_IN_SAMPLE,
+							   NULL, NULL, NULL);
 	DefineCustomIntVariable("coupon_lock.redis_min_replicas",
 							"Sets how many replicas must acknowledge a Redis lock taken or extended.",
 							"After each acquire and extend, WAIT asks for this many replicas; fewer within "

@@ -35,5 +35,6 @@ extern char *cl_redis_sentinels;
 extern char *cl_redis_sentinel_master;
 extern int	cl_redis_min_replicas;
 extern char *cl_redlock_servers;	/* redlock.c */
+extern char *cl_redis_sentinel_password;
 
 #endif							/* COUPON_LOCK_GUC_H */

@@ -145,8 +145,9 @@ cl_redis_ask(const char *host, int port, int argc, const char **argv, RedisWords
 	}
 	cmd.argc = argc;
 	cl_server_reserve(&asker, 2);
-	ok = cl_server_open(&asker, &d) && cl_server_exchange(&asker, &cmd, 1, &d) &&
-		cl_server_reply_words(&asker, 0, w);
+	ok = cl_server_open(&asker, &d) &&
+		cl_server_auth_select(&asker, cl_redis_sentinel_password, 0, &d) &&
+		cl_server_exchange(&asker, &cmd, 1, &d) && cl_server_reply_words(&asker, 0, w);
 	cl_server_drop(&asker);
 	return ok;
 }

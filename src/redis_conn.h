@@ -69,8 +69,8 @@ typedef struct RedisWords
 
 /*
  * Sends one command (argv: C strings) to host:port on a connection of its
- * own, made and closed within timeout_ms, with no AUTH: for asking a
- * Sentinel.  Only while no connection to the master is being used.
+ * own, made and closed within timeout_ms, with AUTH only when
+ * coupon_lock.redis_sentinel_password is set: for asking a Sentinel.
  * False on failure (the reason is kept for the caller's error).
  */
 extern bool cl_redis_ask(const char *host, int port, int argc, const char **argv,
