@@ -440,13 +440,17 @@ make_wait_set(ClRedisServer **s, int n)
 	wes_stale = false;
 }
 
-/* What s waits for: to write while bytes are queued (or connecting), else to read. */
+/*
+ * What s waits for: to write while bytes are queued (or connecting), else
+ * to read.  A server out of the run waits to read too: only a close (or a
+ * stray byte, out of step) wakes it, and drops it.
+ */
 static void
 set_events(ClRedisServer *s)
 {
 	uint32		events = WL_SOCKET_READABLE;
 
-	if (s->phase == PH_CONNECTING || sdslen(s->ctx->obuf) > 0)
+	if (active(s) && (s->phase == PH_CONNECTING || sdslen(s->ctx->obuf) > 0))
 		events = WL_SOCKET_WRITEABLE;
 	if (events != s->set_events)
 	{
@@ -498,11 +502,11 @@ run(ClRedisServer **s, int n, const RedisCmd *cmds, int ncmds, int timeout_ms, b
 		bool		any = false;
 
 		for (int k = 0; k < n; k++)
-			if (active(s[k]))
-			{
-				any = true;
+		{
+			if (s[k]->set_pos >= 0)
 				set_events(s[k]);
-			}
+			any |= active(s[k]);
+		}
 		if (!any)
 			break;
 		INSTR_TIME_SET_CURRENT(now);
@@ -545,6 +549,8 @@ cl_servers_run(ClRedisServer **s, int n, const RedisCmd *cmds, int ncmds, int ti
 {
 	volatile int answered = 0;
 
+	for (int k = 0; k < n; k++)
+		s[k]->answered = false;	/* also when a quiet run cannot start */
 	for (int k = 0; k < n; k++)
 		if (s[k]->held_cap < ncmds + MAX_PREFIX || s[k]->values_cap < ncmds + MAX_PREFIX)
 		{

@@ -41,9 +41,12 @@
  *
  * The transaction end.  As on one server: cl_redlock_prepare_xact_end()
  * reconnects at PRE_COMMIT, where failing is allowed; the commit and
- * abort callbacks' quiet run neither connects nor allocates (the reply
- * room is reserved with the keys) and waits at most
- * CL_REDIS_XACT_END_MAX_MS.
+ * abort callbacks' quiet run sends the release to every connected server,
+ * neither connects nor allocates (the reply room is reserved with the
+ * keys) and waits at most CL_REDIS_XACT_END_MAX_MS.  A majority
+ * confirming is a release (a key left on the rest cannot make a majority
+ * for anyone, and its TTL ends it); fewer leaves the keys in the backlog,
+ * released on every server before the session's next Redis command.
  *
  *-------------------------------------------------------------------------
  */
@@ -67,6 +70,7 @@ PG_FUNCTION_INFO_V1(coupon_lock_redis_lock_validity);
 static ClRedisServer *servers[CL_REDLOCK_MAX_SERVERS];
 static int	nservers = 0;
 static char *servers_setting = NULL;
+static int	reserved_cmds = 0;	/* what the transaction end needs, for new servers too */
 
 static char quiet_msg[512];
 
@@ -194,6 +198,8 @@ ensure_servers(void)
 				 errdetail("%s", why)));
 	for (int i = 0; i < n; i++)
 		servers[nservers++] = cl_server_new(hosts[i], ports[i]);
+	if (reserved_cmds > 0)
+		cl_servers_reserve(servers, nservers, reserved_cmds);
 	servers_setting = MemoryContextStrdup(TopMemoryContext, setting);
 	pfree(setting);
 }
@@ -400,6 +406,7 @@ cl_redlock_extend(const char *rkey, int rkeylen, const char *token, int tokenlen
 void
 cl_redlock_reserve(int ncmds)
 {
+	reserved_cmds = Max(reserved_cmds, ncmds);
 	ensure_servers();
 	cl_servers_reserve(servers, nservers, ncmds);
 }
@@ -446,7 +453,8 @@ cl_redlock_run_quiet(RedisCmd *cmds, int ncmds, RedisValue *out)
 		out[c].kind = RV_INTEGER;
 		out[c].integer = deleted >= majority() ? 1 : 0;
 	}
-	if (answered == nservers)
+	/* a majority confirmed: nobody can be held up by the rest, whose TTL ends them */
+	if (answered >= majority())
 		return REDIS_QUIET_DONE;
 	stats_count(STAT_REDIS, STAT_ERROR);
 	for (int i = 0; i < nservers; i++)

@@ -144,6 +144,10 @@ pv_check "and the flushed server's key is deleted too" test "$(on_all EXISTS cou
 kill_srv 4
 out=$(q "SELECT coupon_lock.redis_lock('k1', '60s') IS NOT NULL AS locked;")
 pv_check "one of five killed: redis_lock still acquires" grep -qx t <<<"$out" || echo "$out"
+out=$(q "BEGIN;" "SELECT coupon_lock.redis_xact_lock('k1x', '60s') IS NOT NULL AS locked;" "COMMIT;")
+pv_check "one of five killed: COMMIT releases on the four without a WARNING (a majority confirmed)" \
+    bash -c 'test "$1" = t && test "$2" = "0000"' _ "$out" \
+    "$(for i in 0 1 2 3; do rcli "$(srv $i)" EXISTS coupon_lock:k1x; done | tr -d '\n')" || echo "$out"
 kill_srv 3
 out=$(q "SELECT coupon_lock.redis_lock('k2', '60s') AS tok \\gset" "SELECT :'tok' <> '' AS locked;" \
     "SELECT coupon_lock.redis_unlock('k2', :'tok') AS unlocked;")
