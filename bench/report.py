@@ -233,6 +233,19 @@ def router_section():
     return out + [""]
 
 
+def redis_modes_section():
+    """bench/redis_modes.sh's table (workload redis_modes): Redis lock modes side by side."""
+    path = os.path.join(RAW, "redis_modes.md")
+    if not os.path.exists(path):
+        return []
+    out = ["## Redis lock modes (issue 12 item 5)", "",
+           "One client's redis_lock + redis_unlock through SQL against a single server, a master found "
+           "through Sentinel, and Redlock over 3 and over 5 independent masters (bench/redis_modes.sh).", ""]
+    with open(path) as f:
+        out += [line.rstrip("\n") for line in f]
+    return out + [""]
+
+
 def main():
     runs = read_runs()
     cells = collections.OrderedDict()
@@ -318,7 +331,7 @@ def main():
                          f"{STEADY_GOAL} | {verdict(steady, STEADY_GOAL)} |")
         claims.append("")
 
-    md += [""] + goals + [""] + claims + waits_section(claim_rows) + hot_section(goals) + batches_section(cells, tput) + router_section()
+    md += [""] + goals + [""] + claims + waits_section(claim_rows) + hot_section(goals) + batches_section(cells, tput) + redis_modes_section() + router_section()
 
     # ---- every cell ----
     md += ["## Every cell", "",

@@ -56,7 +56,7 @@ else
     : "${CL_BENCH_BIG_QUANTITY:=10000000}" "${CL_BENCH_BIG_CELLS:=8:off 32:off}"
     : "${CL_BENCH_BATCHES:=100000}"
 fi
-: "${CL_BENCH_WORKLOADS:=cycle claim batches advisory redis big router}"
+: "${CL_BENCH_WORKLOADS:=cycle claim batches advisory redis redis_modes big router}"
 : "${CL_BENCH_ROUTER_CLIENTS:=8}" "${CL_BENCH_ROUTER_SECONDS:=$CL_BENCH_SECONDS}"
 : "${CL_BENCH_QUANTITY:=100000}"        # coupons of the cycle's batches
 
@@ -352,6 +352,20 @@ workload_redis() {
             fi
         done
     done
+}
+
+# Redis lock modes side by side (issue 12 item 5): bench/redis_modes.sh, on
+# servers of its own (single 7065, Sentinel 7066-7067 + 27055-27057, Redlock
+# 7075-7079 by default); its table goes to raw/redis_modes.md for report.py.
+workload_redis_modes() {
+    if ! have_function 'coupon_lock.redis_lock_validity(text,text)'; then
+        note "redis_modes: skipped, this build has no Redlock (coupon_lock.redis_lock_validity does not exist)"
+        return 0
+    fi
+    note "redis_modes: one client's lock + unlock through SQL: single server, Sentinel, Redlock over 3 and 5;" \
+        "${CL_BENCH_REDIS_SECONDS}s x $CL_BENCH_REPEATS"
+    CL_BENCH_MODES_REPEATS=$CL_BENCH_REPEATS bash "$BENCH/redis_modes.sh" "$CL_BENCH_REDIS_SECONDS" "$RAW/redis_modes.md" \
+        >/dev/null || note "redis_modes: bench/redis_modes.sh failed"
 }
 
 workload_big() {

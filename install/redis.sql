@@ -36,3 +36,11 @@ REVOKE ALL ON FUNCTION coupon_lock.redis_lock(text, interval, interval),
                        coupon_lock.redis_extend(text, text, interval),
                        coupon_lock.redis_xact_lock(text, interval, interval)
     FROM PUBLIC;
+
+CREATE FUNCTION coupon_lock.redis_lock_validity(key text, token text)
+RETURNS bigint AS 'MODULE_PATHNAME', 'coupon_lock_redis_lock_validity'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION coupon_lock.redis_lock_validity(text, text) IS
+    'milliseconds the Redis lock key held by token has left (its TTL less drift, 1% of it plus 2 ms; with Redlock the smallest of a majority''s TTLs, less the round''s time); NULL when token does not hold key (on a majority)';
+
+REVOKE ALL ON FUNCTION coupon_lock.redis_lock_validity(text, text) FROM PUBLIC;

@@ -53,6 +53,7 @@ GRANT EXECUTE ON FUNCTION coupon_lock.coupon_issue, coupon_lock.coupon_claim,
                           coupon_lock.lease_release, coupon_lock.lease_check,
                           coupon_lock.redis_lock, coupon_lock.redis_unlock,
                           coupon_lock.redis_extend, coupon_lock.redis_xact_lock,
+                          coupon_lock.redis_lock_validity,
                           coupon_lock.hybrid_xact_lock, coupon_lock.guard_key,
                           coupon_lock.partition_of, coupon_lock.library_version
     TO coupon_lock_application;

@@ -15,6 +15,7 @@
 
 #include "coupon_lock.h"
 #include "guc.h"
+#include "redlock.h"
 
 int			cl_max_batch_quantity = 10000000;
 int			cl_claim_sequence_min_quantity = 1000;	/* perf: claim.c, batch.c */
@@ -33,6 +34,23 @@ int			cl_redis_guard_ttl = 30000;
 char	   *cl_redis_sentinels = NULL;
 char	   *cl_redis_sentinel_master = NULL;
 int			cl_redis_min_replicas = 0;
+char	   *cl_redlock_servers = NULL;
+char	   *cl_redis_sentinel_password = NULL;
+
+/* coupon_lock.redlock_servers: an odd number, at least 3, of host:port */
+static bool
+check_redlock_servers(char **newval, void **extra pg_attribute_unused(), GucSource source pg_attribute_unused())
+{
+	char		hosts[CL_REDLOCK_MAX_SERVERS][256];
+	int			ports[CL_REDLOCK_MAX_SERVERS];
+	int			n;
+	const char *why;
+
+	if (*newval == NULL || cl_redlock_parse(*newval, &n, hosts, ports, &why))
+		return true;
+	GUC_check_errdetail("%s", why);
+	return false;
+}
 
 /*
  * The Redis settings.  Where Redis is and which keys the locks use are
@@ -112,6 +130,12 @@ define_redis_settings(void)
 							   NULL,
 							   &cl_redis_sentinel_master, "mymaster",
 							   PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("coupon_lock.redis_sentinel_password",
+							   "Sets the password sent with AUTH to each Sentinel before it is asked.",
+							   "For Sentinels with a requirepass of their own.  Empty sends no AUTH to Sentinels.",
+							   &cl_redis_sentinel_password, "",
+							   PGC_SUSET, GUC_SUPERUSER_ONLY | GUC_NOT_IN_SAMPLE,
+							   NULL, NULL, NULL);
 	DefineCustomIntVariable("coupon_lock.redis_min_replicas",
 							"Sets how many replicas must acknowledge a Redis lock taken or extended.",
 							"After each acquire and extend, WAIT asks for this many replicas; fewer within "
@@ -119,6 +143,15 @@ define_redis_settings(void)
 							"(NULL or false).  0 sends no WAIT.",
 							&cl_redis_min_replicas, 0, 0, 100,
 							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("coupon_lock.redlock_servers",
+							   "Sets the independent Redis masters of Redlock, as host:port,host:port,...",
+							   "An odd number, at least 3 and at most 15.  When set, every Redis lock "
+							   "function and the guard use Redlock over these servers: held when a majority "
+							   "took the key and validity is left.  redis_host, redis_sentinels and "
+							   "redis_min_replicas are then not used; redis_password and redis_db apply to "
+							   "every server.",
+							   &cl_redlock_servers, "",
+							   PGC_SUSET, 0, check_redlock_servers, NULL, NULL);
 }
 
 /* Advisory locks (advisory_keys.c) */

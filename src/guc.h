@@ -36,5 +36,7 @@ extern int	cl_router_call_timeout;	/* ms, 0: off */
 extern char *cl_redis_sentinels;
 extern char *cl_redis_sentinel_master;
 extern int	cl_redis_min_replicas;
+extern char *cl_redlock_servers;	/* redlock.c */
+extern char *cl_redis_sentinel_password;
 
 #endif							/* COUPON_LOCK_GUC_H */

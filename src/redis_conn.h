@@ -1,10 +1,11 @@
 /*-------------------------------------------------------------------------
  *
  * redis_conn.h
- *	  The backend's connection to Redis (redis_conn.c, the only file that
- *	  includes hiredis).  Callers build commands as binary-safe argument
- *	  vectors and get back the few reply shapes a lock needs; anything else
- *	  Redis answers is an error.
+ *	  The backend's connection to the Redis master (redis_conn.c; the
+ *	  connection objects are redis_server.c's, the only files that include
+ *	  hiredis are redis_server.c and redis_multi.c).  Callers build
+ *	  commands as binary-safe argument vectors and get back the few reply
+ *	  shapes a lock needs; anything else Redis answers is an error.
  *
  *-------------------------------------------------------------------------
  */
@@ -68,8 +69,8 @@ typedef struct RedisWords
 
 /*
  * Sends one command (argv: C strings) to host:port on a connection of its
- * own, made and closed within timeout_ms, with no AUTH: for asking a
- * Sentinel.  Only while no connection to the master is being used.
+ * own, made and closed within timeout_ms, with AUTH only when
+ * coupon_lock.redis_sentinel_password is set: for asking a Sentinel.
  * False on failure (the reason is kept for the caller's error).
  */
 extern bool cl_redis_ask(const char *host, int port, int argc, const char **argv,

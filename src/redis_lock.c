@@ -9,8 +9,12 @@
  * the ttl asked for.  Any process that follows the same layout takes the
  * same lock (docs/redis.md).
  *
+ * Which servers hold a key is redis_mode.c's business: one master
+ * (coupon_lock.redis_host or Sentinel's), or a majority of Redlock's
+ * (coupon_lock.redlock_servers); this file does not know which.
+ *
  * Concurrency rules.  Redis decides who holds a key, in one atomic
- * command each: taking is SET key token NX PX ttl; releasing and extending
+ * command each (on each server): taking is SET key token NX PX ttl; releasing and extending
  * are Lua scripts that compare the key's value with the caller's token
  * before they DEL or PEXPIRE, so a holder whose key expired and was taken
  * by someone else can never delete or extend the new holder's key.  A
@@ -77,6 +81,7 @@
 #include "guc.h"
 #include "redis_conn.h"
 #include "redis_lock.h"
+#include "redis_mode.h"
 #include "stats.h"
 
 PG_FUNCTION_INFO_V1(coupon_lock_redis_lock);
@@ -145,16 +150,6 @@ script_cmd(RedisCmd *cmd, RedisScript *script, const char *rkey, int rkeylen,
 	set_arg(cmd, token, tokenlen);
 	if (ms_arg)
 		set_str(cmd, ms_arg);
-}
-
-static bool
-integer_reply(const RedisValue *v)
-{
-	if (v->kind != RV_INTEGER)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROTOCOL_VIOLATION),
-				 errmsg("unexpected reply from Redis to a lock script")));
-	return v->integer == 1;
 }
 
 static void
@@ -270,7 +265,7 @@ reserve_end(int n)
 		end_keys = MemoryContextAlloc(keys_cxt, sizeof(HeldKey *) * cap);
 		end_cap = cap;
 	}
-	cl_redis_reserve(n);
+	cl_mode_reserve(n);
 }
 
 static HeldKey *
@@ -385,7 +380,7 @@ release_at_end(HeldKey **keys, int n)
 	for (int i = 0; i < n; i++)
 		release_cmd(&end_cmds[i], keys[i]);
 
-	res = redis_run_quiet(end_cmds, n, end_out);
+	res = cl_mode_run_quiet(end_cmds, n, end_out);
 	if (res == REDIS_QUIET_DONE)
 	{
 		for (int i = 0; i < n; i++)
@@ -412,14 +407,14 @@ release_at_end(HeldKey **keys, int n)
 				(errcode(ERRCODE_CONNECTION_FAILURE),
 				 errmsg_plural("could not release %d Redis lock at transaction end",
 							   "could not release %d Redis locks at transaction end", n, n),
-				 errdetail_internal("%s", cl_redis_quiet_error()),
+				 errdetail_internal("%s", cl_mode_quiet_error()),
 				 errhint("They are deleted before this session's next Redis command, or expire when their TTL runs out.")));
 	else
 		ereport(WARNING,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
 				 errmsg_plural("could not confirm the release of %d Redis lock at transaction end",
 							   "could not confirm the release of %d Redis locks at transaction end", n, n),
-				 errdetail_internal("%s", cl_redis_quiet_error()),
+				 errdetail_internal("%s", cl_mode_quiet_error()),
 				 errhint("Redis may have deleted them; any it did not are deleted before this session's next Redis command, or expire when their TTL runs out.")));
 	to_backlog(keys, n);
 }
@@ -442,7 +437,7 @@ flush_backlog(void)
 	out = palloc(sizeof(RedisValue) * nbacklog);
 	dlist_foreach_modify(it, &backlog)
 		release_cmd(&cmds[i++], dlist_container(HeldKey, node, it.cur));
-	redis_run(cmds, nbacklog, out);
+	cl_mode_release_all(cmds, nbacklog, out);
 	dlist_foreach_modify(it, &backlog)
 	{
 		dlist_delete(it.cur);
@@ -503,7 +498,7 @@ redis_xact_callback(XactEvent event, void *arg pg_attribute_unused())
 		case XACT_EVENT_PRE_COMMIT:
 		case XACT_EVENT_PARALLEL_PRE_COMMIT:
 			if (nheld_keys > 0)
-				cl_redis_prepare_xact_end();
+				cl_mode_prepare_xact_end();
 			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
@@ -565,66 +560,29 @@ backoff_sleep(long ms)
 static bool
 extend_acked(const char *rkey, int rkeylen, const char *token, int tokenlen, int64 ttl_ms);
 
-/* One compare-on-token script call on rkey; true when it answered 1. */
-static bool
-run_script(RedisScript *script, const char *rkey, int rkeylen,
-		   const char *token, int tokenlen, int64 ttl_ms)
-{
-	char		px[32];
-	RedisCmd	cmd;
-	RedisValue	v;
-
-	snprintf(px, sizeof(px), INT64_FORMAT, ttl_ms);
-	script_cmd(&cmd, script, rkey, rkeylen, token, tokenlen, ttl_ms > 0 ? px : NULL);
-	redis_run(&cmd, 1, &v);
-	return integer_reply(&v);
-}
-
 /*
- * With coupon_lock.redis_min_replicas = n > 0: WAIT n (its own command:
- * WAIT does not block inside a script) for the write just made.  Fewer
- * acknowledgements within half the command timeout: the key is released
- * (compare-on-token) and false returned, as if it had not been taken.
+ * Sends h's SET NX (redis_mode.c: to one server or Redlock's); true when
+ * taken.  Forgets h when the command never reached Redis.
  */
 static bool
-replicas_acknowledged(const char *rkey, int rkeylen, const char *token, int tokenlen)
+send_set(HeldKey *h, RedisCmd *cmd, int64 ttl_ms)
 {
-	char		n[16];
-	char		ms[16];
-	RedisCmd	cmd;
-	RedisValue	v;
+	RedisCmd	rel;
+	bool		taken = false;
 
-	if (cl_redis_min_replicas <= 0)
-		return true;
-	snprintf(n, sizeof(n), "%d", cl_redis_min_replicas);
-	snprintf(ms, sizeof(ms), "%d", Max(1, cl_redis_command_timeout / 2));
-	memset(&cmd, 0, sizeof(cmd));
-	set_str(&cmd, "WAIT");
-	set_str(&cmd, n);
-	set_str(&cmd, ms);
-	redis_run(&cmd, 1, &v);
-	if (v.kind == RV_INTEGER && v.integer >= cl_redis_min_replicas)
-		return true;
-	script_cmd(&cmd, &release_script, rkey, rkeylen, token, tokenlen, NULL);
-	redis_run(&cmd, 1, &v);
-	return false;
-}
-
-/* Sends h's SET NX; forgets h when the command never reached Redis. */
-static void
-send_set(HeldKey *h, RedisCmd *cmd, RedisValue *v)
-{
+	release_cmd(&rel, h);
 	PG_TRY();
 	{
-		redis_run(cmd, 1, v);
+		taken = cl_mode_take(cmd, &rel, ttl_ms);
 	}
 	PG_CATCH();
 	{
-		if (!cl_redis_sent_anything())
+		if (!cl_mode_sent_anything())
 			forget_held(h);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	return taken;
 }
 
 /*
@@ -637,7 +595,7 @@ take_key(HeldKey *h, int64 ttl_ms, int64 wait_ms)
 {
 	char		px[32];
 	RedisCmd	cmd;
-	RedisValue	v;
+	RedisCmd	rel;
 	TimestampTz deadline = 0;
 	long		backoff = BACKOFF_MIN_MS;
 	bool		waited = false;
@@ -657,13 +615,8 @@ take_key(HeldKey *h, int64 ttl_ms, int64 wait_ms)
 	{
 		long		remaining;
 
-		send_set(h, &cmd, &v);
-		if (v.kind == RV_OK)
+		if (send_set(h, &cmd, ttl_ms))
 			break;
-		if (v.kind != RV_NIL)
-			ereport(ERROR,
-					(errcode(ERRCODE_PROTOCOL_VIOLATION),
-					 errmsg("unexpected reply from Redis to SET")));
 		if (wait_ms == 0)
 			remaining = 0;
 		else if (wait_ms < 0)
@@ -681,7 +634,8 @@ take_key(HeldKey *h, int64 ttl_ms, int64 wait_ms)
 		backoff_sleep(Min(backoff, remaining));
 		backoff = Min(backoff * 2, BACKOFF_MAX_MS);
 	}
-	if (!replicas_acknowledged(h->rkey, h->rkeylen, h->token, TOKEN_LEN))
+	release_cmd(&rel, h);
+	if (!cl_mode_acknowledged(&rel))
 	{
 		stats_count(STAT_REDIS, STAT_TIMED_OUT);
 		return false;
@@ -738,10 +692,13 @@ redis_release(const char *key, int keylen, const char *token, int tokenlen)
 	char	   *rkey = redis_key(key, keylen, &rkeylen);
 	HeldKey    *h;
 	bool		deleted;
+	RedisCmd	rel;
 
 	redis_require();
 	flush_backlog();
-	deleted = run_script(&release_script, rkey, rkeylen, token, tokenlen, 0);
+	redis_script_prepare(&release_script);
+	script_cmd(&rel, &release_script, rkey, rkeylen, token, tokenlen, NULL);
+	deleted = cl_mode_release(&rel);
 
 	/* a transaction's key released by hand is no longer the transaction's */
 	h = find_held(rkey, rkeylen);
@@ -759,8 +716,16 @@ redis_release(const char *key, int keylen, const char *token, int tokenlen)
 static bool
 extend_acked(const char *rkey, int rkeylen, const char *token, int tokenlen, int64 ttl_ms)
 {
-	return run_script(&extend_script, rkey, rkeylen, token, tokenlen, ttl_ms) &&
-		replicas_acknowledged(rkey, rkeylen, token, tokenlen);
+	char		px[32];
+	RedisCmd	ext;
+	RedisCmd	rel;
+
+	snprintf(px, sizeof(px), INT64_FORMAT, ttl_ms);
+	redis_script_prepare(&release_script);
+	script_cmd(&ext, &extend_script, rkey, rkeylen, token, tokenlen, px);
+	script_cmd(&rel, &release_script, rkey, rkeylen, token, tokenlen, NULL);
+	return cl_mode_extend(rkey, rkeylen, token, tokenlen, ttl_ms, &ext, &rel) &&
+		cl_mode_acknowledged(&rel);
 }
 
 bool

@@ -17,7 +17,9 @@
  * SENTINEL get-master-addr-by-name; the first answer wins.  redis_conn.c
  * then checks with ROLE that the server is a master (Sentinel may name a
  * replica that is still being promoted) and asks again after a short
- * pause when it is not.  Sentinels get no AUTH.
+ * pause when it is not.  Sentinels get AUTH with
+ * coupon_lock.redis_sentinel_password when it is set (a Sentinel's
+ * requirepass is its own, not the master's).
  *
  *-------------------------------------------------------------------------
  */

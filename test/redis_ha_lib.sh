@@ -62,3 +62,17 @@ ha_stop() {
         rm -f "$f"
     done
 }
+
+# rl_start DIR PORT N: N independent masters (no replication, no persistence)
+# on PORT .. PORT + N - 1, for Redlock; pids in DIR/redis-PORT.pid.
+rl_start() {
+    local dir=$1 port=$2 n=$3 i
+    for i in $(seq 0 $((n - 1))); do ha_redis "$dir" $((port + i)) || return 1; done
+}
+
+# rl_servers PORT N: the value of coupon_lock.redlock_servers for them.
+rl_servers() {
+    local port=$1 n=$2 i list=
+    for i in $(seq 0 $((n - 1))); do list+="${list:+,}127.0.0.1:$((port + i))"; done
+    echo "$list"
+}

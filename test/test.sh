@@ -14,7 +14,7 @@ PGPORT=${CL_TEST_PGPORT:-54881}
 REDIS_PORT=${CL_TEST_REDIS_PORT:-6489}
 export PGHOST=127.0.0.1 PGPORT PGUSER=postgres CL_REDIS_PORT=$REDIS_PORT
 # nohiredis rebuilds and reinstalls the extension: keep it last.
-LAYERS=${*:-regress isolation shell stress crash fuzz security memory clients ha redis_faults redis_ha shards upgrade dist deb nohiredis}
+LAYERS=${*:-regress isolation shell stress crash fuzz security memory clients ha redis_faults redis_ha redlock shards upgrade dist deb nohiredis}
 
 total_pass=0
 total_fail=0
@@ -118,6 +118,8 @@ layer_redis_faults() { run_prove redis_faults; }
 # A master, a replica and three Sentinels of the layer's own
 # (CL_HA_REDIS_PORT, default 7060 and 7061, CL_HA_SENTINEL_PORT, default 27050-27052).
 layer_redis_ha() { run_prove redis_ha; }
+# Five independent masters for Redlock (CL_REDLOCK_PORT, default 7070-7074).
+layer_redlock()  { run_prove redlock; }
 # test/prove/shards.sh: two clusters of its own (CL_SHARDS_PGPORT_A/_B, default 55075/55076)
 layer_shards()   { run_prove shards; }
 

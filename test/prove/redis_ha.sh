@@ -6,8 +6,10 @@
 # down-after-milliseconds 1000.  Proves: locks through Sentinel; mutual
 # exclusion of concurrent SQL clients through Sentinel; WAIT with the
 # replica stopped (not acquired, no key left); a Sentinel failover under
-# load, the same backend recovering on the new master.  No duration is
-# asserted; the failover's recovery time is printed for docs/redis.md.
+# load, the same backend recovering on the new master; a fourth Sentinel
+# with a password of its own (the port + 3, default 27053) asked with
+# coupon_lock.redis_sentinel_password.  No duration is asserted; the
+# failover's recovery time is printed for docs/redis.md.
 set -u
 . "$(dirname "$0")/common.sh"
 PV_DB=cl_redis_ha
@@ -49,6 +51,54 @@ out=$(printf '%s\n' "SET coupon_lock.redis_host = '';" "SET coupon_lock.redis_se
     "$CL_PGBIN/psql" -X -q -At -d "$PV_DB" 2>&1)
 pv_check "no Sentinel answering is 08001, naming the master" \
     grep -q 'ERROR:  08001: could not find the Redis master "mymaster" through Sentinel' <<<"$out" || echo "$out"
+
+# ---- a Sentinel with a password of its own ----
+PW_PORT=$((S_PORT + 3))
+mkdir -p "$HA/s$PW_PORT"
+cat >"$HA/s$PW_PORT/sentinel.conf" <<CONF
+port $PW_PORT
+bind 127.0.0.1
+daemonize yes
+pidfile $HA/sentinel-$PW_PORT.pid
+logfile $HA/sentinel-$PW_PORT.log
+dir $HA/s$PW_PORT
+requirepass sentinel-secret
+sentinel monitor pwmaster 127.0.0.1 $M_PORT 1
+CONF
+redis-sentinel "$HA/s$PW_PORT/sentinel.conf" >/dev/null
+for _ in $(seq 50); do rcli "$PW_PORT" -a sentinel-secret --no-auth-warning PING >/dev/null 2>&1 && break; sleep 0.1; done
+# pw SQL...: a session asking only the Sentinel with a password (its own
+# name for the master, so that the three others never count it in a vote)
+pw() {
+    printf '%s\n' "SET coupon_lock.redis_host = '';" "SET coupon_lock.redis_sentinels = '127.0.0.1:$PW_PORT';" \
+        "SET coupon_lock.redis_sentinel_master = 'pwmaster';" \
+        "\\set VERBOSITY verbose" "$@" | timeout 60 "$CL_PGBIN/psql" -X -q -At -d "$PV_DB" 2>&1
+}
+out=$(pw "SET coupon_lock.redis_sentinel_password = 'sentinel-secret';" \
+    "SELECT coupon_lock.redis_lock('sentinel-password', '60s') IS NOT NULL;")
+pv_check "a Sentinel with requirepass: coupon_lock.redis_sentinel_password authenticates to it" \
+    bash -c 'grep -qx t <<<"$1" && test "$(redis-cli -p "$2" EXISTS coupon_lock:sentinel-password)" = 1' _ "$out" "$M_PORT" ||
+    echo "$out"
+out=$(pw "SET coupon_lock.redis_sentinel_password = 'wrong';" "SELECT coupon_lock.redis_lock('sentinel-wrong', '60s');")
+pv_check "a wrong Sentinel password: 08001, the detail naming the Sentinel and its AUTH answer, not the password" \
+    bash -c 'grep -q "ERROR:  08001: could not find the Redis master \"pwmaster\"" <<<"$1" &&
+             grep -q "DETAIL:  The last Sentinel asked (127.0.0.1:$2) answered: Redis answered AUTH with WRONGPASS" <<<"$1" &&
+             ! grep -q wrong <<<"$(grep -v "^SET\|redis_lock" <<<"$1")"' _ "$out" "$PW_PORT" || echo "$out"
+out=$(pw "SELECT coupon_lock.redis_lock('sentinel-none', '60s');")
+pv_check "no Sentinel password for a Sentinel that needs one: 08001" \
+    grep -q "ERROR:  08001: could not find the Redis master" <<<"$out" || echo "$out"
+out=$(printf '%s\n' "ALTER SYSTEM SET coupon_lock.redis_sentinel_password = 'sentinel-secret';" "SELECT pg_reload_conf();" \
+    "CREATE ROLE ha_nobody;" "SET ROLE ha_nobody;" "SHOW coupon_lock.redis_sentinel_password;" "RESET ROLE;" \
+    "DROP ROLE ha_nobody;" "ALTER SYSTEM RESET coupon_lock.redis_sentinel_password;" "SELECT pg_reload_conf();" |
+    "$CL_PGBIN/psql" -X -q -At -d "$PV_DB" 2>&1)
+pv_check "the Sentinel password is hidden from a non-superuser (SHOW refused)" \
+    bash -c 'grep -q "permission denied\|must be superuser\|ERROR:  42501" <<<"$1" && ! grep -q sentinel-secret <<<"$1"' _ "$out" ||
+    echo "$out"
+# stopped before the failovers below: a Sentinel of its own would fail over "its" master too
+pw_pid=$(cat "$HA/sentinel-$PW_PORT.pid")
+kill "$pw_pid"
+for _ in $(seq 50); do kill -0 "$pw_pid" 2>/dev/null || break; sleep 0.1; done
+rm -f "$HA/sentinel-$PW_PORT.pid"
 
 # ---- mutual exclusion of concurrent SQL clients through Sentinel ----
 pv_psql -c "CREATE TABLE ha_occ (inside int, maxseen int, rounds int); INSERT INTO ha_occ VALUES (0, 0, 0)" >/dev/null

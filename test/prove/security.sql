@@ -110,7 +110,8 @@ INSERT INTO prove_sec.split VALUES
     ('lease_acquire', true, false), ('lease_renew', true, false), ('lease_release', true, false),
     ('lease_check', true, false),
     ('redis_lock', true, false), ('redis_unlock', true, false), ('redis_extend', true, false),
-    ('redis_xact_lock', true, false), ('hybrid_xact_lock', true, false),
+    ('redis_xact_lock', true, false), ('redis_lock_validity', true, false),
+    ('hybrid_xact_lock', true, false),
     ('library_version', true, true), ('coupon_row_is_valid', false, false),
     ('guard_key', true, true), ('sweeper_stats', false, true), ('partition_of', true, true),
     -- the shard side of coupon_lock_router: called by the router's superuser

@@ -35,3 +35,12 @@ COMMENT ON FUNCTION coupon_lock.guard_key(bigint) IS
     'Redis key (less coupon_lock.redis_key_prefix) of the guard of a coupon of this database: ''coupon:'' || current_database() || '':'' || coupon_id; the guard''s advisory key is ''coupon:'' || coupon_id';
 
 REVOKE ALL ON FUNCTION coupon_lock.guard_key(bigint) FROM PUBLIC;
+
+-- Redlock (src/redlock.c): the validity a held Redis lock has left.
+CREATE FUNCTION coupon_lock.redis_lock_validity(key text, token text)
+RETURNS bigint AS 'MODULE_PATHNAME', 'coupon_lock_redis_lock_validity'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION coupon_lock.redis_lock_validity(text, text) IS
+    'milliseconds the Redis lock key held by token has left (its TTL less drift, 1% of it plus 2 ms; with Redlock the smallest of a majority''s TTLs, less the round''s time); NULL when token does not hold key (on a majority)';
+
+REVOKE ALL ON FUNCTION coupon_lock.redis_lock_validity(text, text) FROM PUBLIC;
