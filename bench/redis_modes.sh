@@ -79,5 +79,5 @@ done
             "$(awk -v a="$mean" -v b="$base" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "–" }')"
     done
     echo
-    echo "All servers on loopback of one machine (PostgreSQL $(cut -d' ' -f3 <<<"$("$CL_PGBIN/postgres" --version)"), load average at the end $(cut -d' ' -f1-3 /proc/loadavg)."
+    echo "All servers on loopback of one machine (PostgreSQL $(cut -d' ' -f3 <<<"$("$CL_PGBIN/postgres" --version)"), load average at the end $(cut -d' ' -f1-3 /proc/loadavg))."
 } | tee "$OUT"

@@ -48,6 +48,13 @@ NAMES = {
 }
 
 
+def contender_name(workload, cont):
+    """A contender's name; in claims, plpgsql is the weak SKIP LOCKED claim."""
+    if cont == "plpgsql" and workload.startswith("claim"):
+        return NAMES["plpgsql-claim"]
+    return NAMES.get(cont, cont)
+
+
 def read_runs():
     runs = []
     with open(os.path.join(RAW, "runs.tsv")) as f:
@@ -344,7 +351,7 @@ def main():
         lat = latencies([r["run"] for r in rs])
         tps = [r["tps"] for r in rs]
         spread = f"{len(rs)} ({fmt(min(tps))}–{fmt(max(tps))})" if len(rs) > 1 else "1"
-        md.append(f"| {w} | {c} | {s} | {NAMES.get(cont, cont)} | {fmt(statistics.mean(tps))} | {spread} | "
+        md.append(f"| {w} | {c} | {s} | {contender_name(w, cont)} | {fmt(statistics.mean(tps))} | {spread} | "
                   f"{pct(lat, 50):.2f} | {pct(lat, 99):.2f} |")
     md += ["", "![throughput against clients](throughput.png)", ""]
     with open(os.path.join(OUT, "report.md"), "w") as f:
@@ -382,7 +389,7 @@ def chart(cells, tput, claim_rows):
                         f.write(f"{t} {line.split()[1]}\n")
                 dash = 2 if s == "off" else 1
                 lines.append(f"'{path}' using 1:2 with lines lw 2 dt {dash} lc rgb '{COLOURS[cont]}' "
-                             f"title '{NAMES[cont]}, {c} clients, sync={s}'")
+                             f"title '{contender_name(w, cont)}, {c} clients, sync={s}'")
             plots.append((title, lines, "seconds since start", "claims/s", False))
             continue
         for j, ((cont, extra), clients) in enumerate(series.items()):
@@ -390,7 +397,7 @@ def chart(cells, tput, claim_rows):
             with open(path, "w") as f:
                 for c in sorted(set(clients)):
                     f.write(f"{c} {tput(workload, c, extra, cont):.1f}\n")
-            label = NAMES.get(cont, cont) + f", sync={extra}"
+            label = contender_name(workload, cont) + f", sync={extra}"
             dash = 2 if extra == "off" else 1
             lines.append(f"'{path}' using 1:2 with linespoints lw 2 pt 7 dt {dash} "
                          f"lc rgb '{COLOURS.get(cont, 'black')}' title '{label}'")
