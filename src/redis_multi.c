@@ -57,6 +57,7 @@
 
 #define MAX_PREFIX			2	/* AUTH and SELECT */
 #define REPLY_MAX_BYTES		(64 * 1024)
+#define DECIDED_GRACE_MS	5	/* see run() */
 
 typedef enum ServerPhase
 {
@@ -423,8 +424,13 @@ active(const ClRedisServer *s)
 static void
 make_wait_set(ClRedisServer **s, int n)
 {
+	for (int k = 0; k < n; k++)
+		s[k]->set_pos = -1;		/* nothing of the old set is touched again */
 	if (wes)
+	{
 		FreeWaitEventSet(wes);
+		wes = NULL;				/* CreateWaitEventSet may raise */
+	}
 	wes = CreateWaitEventSet(TopMemoryContext, n + 2);
 	AddWaitEventToSet(wes, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
 	if (IsUnderPostmaster)
@@ -459,9 +465,38 @@ set_events(ClRedisServer *s)
 	}
 }
 
-static int
-run(ClRedisServer **s, int n, const RedisCmd *cmds, int ncmds, int timeout_ms, bool quiet)
+/*
+ * Whether the round's outcome is settled (ClQuorum, redis_multi.h): need
+ * servers said ok, or need answered and the ok ones can no longer reach
+ * need, or so many failed that need can no longer answer.
+ */
+static bool
+decided(ClRedisServer **s, int n, const ClQuorum *q)
 {
+	int			ok = 0;
+	int			answered = 0;
+	int			failed = 0;
+
+	for (int k = 0; k < n; k++)
+	{
+		if (s[k]->answered)
+		{
+			answered++;
+			ok += q->ok(&s[k]->values[0]);
+		}
+		else if (!active(s[k]))
+			failed++;
+	}
+	if (ok >= q->need || failed > n - q->need)
+		return true;
+	return answered >= q->need && (answered - ok) + failed > n - q->need;
+}
+
+static int
+run(ClRedisServer **s, int n, const RedisCmd *cmds, int ncmds, int timeout_ms, bool quiet,
+	const ClQuorum *quorum)
+{
+	bool		early = false;
 	instr_time	start;
 	WaitEvent	evs[16];
 	int			answered = 0;
@@ -511,6 +546,18 @@ run(ClRedisServer **s, int n, const RedisCmd *cmds, int ncmds, int timeout_ms, b
 			break;
 		INSTR_TIME_SET_CURRENT(now);
 		INSTR_TIME_SUBTRACT(now, start);
+		/*
+		 * Once the round is decided, the rest get as long again as it took
+		 * (at least DECIDED_GRACE_MS): a healthy server that needed an EVAL
+		 * for NOSCRIPT still takes its release, a paused one costs little.
+		 */
+		if (!early && quorum && ncmds > 0 && decided(s, n, quorum))
+		{
+			long		spent = (long) INSTR_TIME_GET_MILLISEC(now);
+
+			early = true;
+			timeout_ms = Min(timeout_ms, spent + Max(spent, DECIDED_GRACE_MS));
+		}
 		left = timeout_ms - (long) INSTR_TIME_GET_MILLISEC(now);
 		if (left <= 0)
 			break;
@@ -536,7 +583,9 @@ run(ClRedisServer **s, int n, const RedisCmd *cmds, int ncmds, int timeout_ms, b
 	}
 	for (int k = 0; k < n; k++)
 	{
-		if (active(s[k]))
+		if (active(s[k]) && early)
+			fail(s[k], "no answer before a majority of the servers decided");
+		else if (active(s[k]))
 			fail(s[k], "no answer within %d ms", timeout_ms);
 		answered += s[k]->answered;
 	}
@@ -546,6 +595,13 @@ run(ClRedisServer **s, int n, const RedisCmd *cmds, int ncmds, int timeout_ms, b
 int
 cl_servers_run(ClRedisServer **s, int n, const RedisCmd *cmds, int ncmds, int timeout_ms,
 			   bool quiet)
+{
+	return cl_servers_run_quorum(s, n, cmds, ncmds, timeout_ms, quiet, NULL);
+}
+
+int
+cl_servers_run_quorum(ClRedisServer **s, int n, const RedisCmd *cmds, int ncmds, int timeout_ms,
+					  bool quiet, const ClQuorum *quorum)
 {
 	volatile int answered = 0;
 
@@ -559,11 +615,11 @@ cl_servers_run(ClRedisServer **s, int n, const RedisCmd *cmds, int ncmds, int ti
 			cl_servers_reserve(s, n, ncmds);
 		}
 	if (quiet)
-		return run(s, n, cmds, ncmds, timeout_ms, true);
+		return run(s, n, cmds, ncmds, timeout_ms, true, quorum);
 
 	PG_TRY();
 	{
-		answered = run(s, n, cmds, ncmds, timeout_ms, false);
+		answered = run(s, n, cmds, ncmds, timeout_ms, false, quorum);
 	}
 	PG_CATCH();
 	{
@@ -586,6 +642,15 @@ int
 cl_servers_run(ClRedisServer **s pg_attribute_unused(), int n pg_attribute_unused(),
 			   const RedisCmd *cmds pg_attribute_unused(), int ncmds pg_attribute_unused(),
 			   int timeout_ms pg_attribute_unused(), bool quiet pg_attribute_unused())
+{
+	return 0;
+}
+
+int
+cl_servers_run_quorum(ClRedisServer **s pg_attribute_unused(), int n pg_attribute_unused(),
+					  const RedisCmd *cmds pg_attribute_unused(), int ncmds pg_attribute_unused(),
+					  int timeout_ms pg_attribute_unused(), bool quiet pg_attribute_unused(),
+					  const ClQuorum *quorum pg_attribute_unused())
 {
 	return 0;
 }

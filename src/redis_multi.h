@@ -44,6 +44,23 @@ extern void cl_servers_reserve(ClRedisServer **s, int n, int ncmds);
 extern int	cl_servers_run(ClRedisServer **s, int n, const RedisCmd *cmds, int ncmds,
 						   int timeout_ms, bool quiet);
 
+/*
+ * When a round is decided before every server answered: need servers whose
+ * reply to command 0 satisfies ok.  Once that many did, or once it can no
+ * longer happen while the count of servers that answered is settled too (need answered already, or too many failed to
+ * ever make need), the rest get as long again as the round took (at least
+ * 5 ms) and are then dropped like servers that time out: a paused or
+ * unreachable minority costs a few ms, not the deadline.
+ */
+typedef struct ClQuorum
+{
+	int			need;
+	bool		(*ok) (const RedisValue *v);
+} ClQuorum;
+
+extern int	cl_servers_run_quorum(ClRedisServer **s, int n, const RedisCmd *cmds, int ncmds,
+								  int timeout_ms, bool quiet, const ClQuorum *quorum);
+
 /* How many of the n servers have a live connection now. */
 extern int	cl_servers_connected(ClRedisServer **s, int n);
 

@@ -226,11 +226,17 @@ elapsed_ms(instr_time start)
 	return (int64) INSTR_TIME_GET_MILLISEC(now);
 }
 
-/* One round of cmds over every server; how many answered. */
+/*
+ * One round of cmds over every server; how many answered.  The round ends
+ * as soon as its outcome is settled for the majority (ok on command 0, see
+ * ClQuorum): a paused or unreachable minority costs nothing, as the Redis
+ * documentation asks of a client.
+ */
 static int
-round_all(const RedisCmd *cmds, int ncmds)
+round_all(const RedisCmd *cmds, int ncmds, bool (*ok) (const RedisValue *))
 {
 	int			timeout = cl_redis_command_timeout;
+	ClQuorum	quorum;
 
 	ensure_servers();
 	for (int i = 0; i < ncmds; i++)
@@ -238,8 +244,14 @@ round_all(const RedisCmd *cmds, int ncmds)
 			redis_script_prepare(cmds[i].script);
 	if (cl_servers_connected(servers, nservers) < nservers)
 		timeout += cl_redis_connect_timeout;
-	return cl_servers_run(servers, nservers, cmds, ncmds, timeout, false);
+	quorum.need = majority();
+	quorum.ok = ok;
+	return cl_servers_run_quorum(servers, nservers, cmds, ncmds, timeout, false, &quorum);
 }
+
+static bool is_ok(const RedisValue *v);
+static bool is_one(const RedisValue *v);
+static bool is_ttl(const RedisValue *v);
 
 /* The first server that did not answer, and why (for a detail). */
 static const char *
@@ -252,14 +264,14 @@ first_failure(void)
 }
 
 static void
-raise_unreachable(int answered, int64 elapsed)
+raise_unreachable(int answered, int64 elapsed, const char *first_failed)
 {
 	stats_count(STAT_REDIS, STAT_ERROR);
 	ereport(ERROR,
 			(errcode(ERRCODE_CONNECTION_FAILURE),
 			 errmsg("could not reach a majority of the Redlock servers"),
 			 errdetail("%d of %d servers answered within %lld ms, and %d are needed; the first that did not was %s.",
-					   answered, nservers, (long long) elapsed, majority(), first_failure()),
+					   answered, nservers, (long long) elapsed, majority(), first_failed),
 			 errhint("Check coupon_lock.redlock_servers and that the servers are running.")));
 }
 
@@ -328,20 +340,25 @@ majority_validity(int64 elapsed)
 static int
 release_everywhere(const RedisCmd *release)
 {
-	(void) round_all(release, 1);
+	(void) round_all(release, 1, is_one);
 	return count_values(is_one);
 }
 
 /*
  * Not held: the key released on every server (those that did not answer
- * included), then class 08 when fewer than a majority answered the round.
+ * included; not when every server answered and none took it), then class
+ * 08 when fewer than a majority answered the round (the detail names the
+ * round's first failure, not the release's).
  */
 static bool
-give_up(const RedisCmd *release, int answered, int64 elapsed)
+give_up(const RedisCmd *release, int answered, int taken, int64 elapsed)
 {
-	(void) release_everywhere(release);
+	const char *first_failed = answered < majority() ? first_failure() : "";
+
+	if (taken > 0 || answered < nservers)
+		(void) release_everywhere(release);
 	if (answered < majority())
-		raise_unreachable(answered, elapsed);
+		raise_unreachable(answered, elapsed, first_failed);
 	return false;
 }
 
@@ -354,12 +371,12 @@ cl_redlock_acquire(const RedisCmd *set, const RedisCmd *release, int64 ttl_ms)
 	int64		elapsed;
 
 	INSTR_TIME_SET_CURRENT(start);
-	answered = round_all(set, 1);
+	answered = round_all(set, 1, is_ok);
 	taken = count_values(is_ok);
 	elapsed = elapsed_ms(start);
 	if (taken >= majority() && ttl_ms - elapsed - drift_of(ttl_ms) > 0)
 		return true;
-	return give_up(release, answered, elapsed);
+	return give_up(release, answered, taken, elapsed);
 }
 
 bool
@@ -370,10 +387,10 @@ cl_redlock_release(const RedisCmd *release)
 	int			deleted;
 
 	INSTR_TIME_SET_CURRENT(start);
-	answered = round_all(release, 1);
+	answered = round_all(release, 1, is_one);
 	deleted = count_values(is_one);
 	if (answered < majority())
-		raise_unreachable(answered, elapsed_ms(start));
+		raise_unreachable(answered, elapsed_ms(start), first_failure());
 	return deleted >= majority();
 }
 
@@ -392,13 +409,13 @@ cl_redlock_extend(const char *rkey, int rkeylen, const char *token, int tokenlen
 	script_cmd(&cmd, &extend_script, rkey, rkeylen, token, tokenlen, px);
 
 	INSTR_TIME_SET_CURRENT(start);
-	answered = round_all(&cmd, 1);
+	answered = round_all(&cmd, 1, is_ttl);
 	elapsed = elapsed_ms(start);
 	/* the validity the lock had when the round began, less the round */
 	left = majority_validity(elapsed);
 	if (left > 0 && ttl_ms - elapsed - drift_of(ttl_ms) > 0)
 		return true;
-	return give_up(release, answered, elapsed);
+	return give_up(release, answered, count_values(is_ttl), elapsed);
 }
 
 /* ---- the transaction end ---- */
@@ -506,10 +523,10 @@ coupon_lock_redis_lock_validity(PG_FUNCTION_ARGS)
 		PG_RETURN_INT64(Max(0, v.integer - elapsed_ms(start) - drift_of(v.integer)));
 	}
 	{
-		int			answered = round_all(&cmd, 1);
+		int			answered = round_all(&cmd, 1, is_ttl);
 
 		if (answered < majority())
-			raise_unreachable(answered, elapsed_ms(start));
+			raise_unreachable(answered, elapsed_ms(start), first_failure());
 	}
 	left = majority_validity(elapsed_ms(start));
 	if (left < 0)

@@ -87,13 +87,34 @@ router_needs_hook(Oid fn_oid)
 	return cl_router_call_timeout > 0 && is_plproxy(fn_oid);
 }
 
+/*
+ * PL/Proxy's call handler, learnt at the first START of a plproxy function:
+ * every plproxy function runs through it, so later events are told by the
+ * address alone — no catalog lookup per call, and END and ABORT always agree
+ * with START even when the function was dropped meanwhile.
+ */
+static PGFunction plproxy_handler = NULL;
+
+static bool
+is_plproxy_call(FmgrHookEventType event, FmgrInfo *flinfo)
+{
+	if (plproxy_handler != NULL)
+		return flinfo->fn_addr == plproxy_handler;
+	if (event != FHET_START || !is_plproxy(flinfo->fn_oid))
+		return false;
+	plproxy_handler = flinfo->fn_addr;
+	return true;
+}
+
 static void
 router_fmgr_hook(FmgrHookEventType event, FmgrInfo *flinfo, Datum *private)
 {
 	if (prev_fmgr_hook)
 		prev_fmgr_hook(event, flinfo, private);
-	/* here for another hook's sake, or the setting changed since */
-	if (!is_plproxy(flinfo->fn_oid))
+	/* here for another hook's sake (SECURITY DEFINER, SET), or not timed */
+	if (event == FHET_START ? cl_router_call_timeout <= 0 && call_depth == 0 : call_depth == 0)
+		return;
+	if (!is_plproxy_call(event, flinfo))
 		return;
 
 	switch (event)
